@@ -1,0 +1,526 @@
+"""IDCClassifier: CancerNet as a scikit-learn classifier.
+
+All code that depends on scikeras lives in this module: scikeras 0.13 is its last
+release, so keeping it in one place keeps a move to another base cheap.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import scikeras  # noqa: F401  (registers pickling support for Keras models)
+from scikeras.utils.random_state import tensorflow_random_state
+from scikeras.wrappers import KerasClassifier
+from sklearn.base import BaseEstimator
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
+from sklearn.utils import compute_sample_weight
+from sklearn.utils._tags import ClassifierTags
+from sklearn.utils.validation import (
+    _num_samples,
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+)
+
+from .augment import build_augmentation
+from .model import build_cancernet
+
+OPTIMIZERS = {
+    "adagrad": keras.optimizers.Adagrad,
+    "adam": keras.optimizers.Adam,
+    "sgd": keras.optimizers.SGD,
+    "rmsprop": keras.optimizers.RMSprop,
+}
+
+#: Batch size for inference: larger batches amortize per-step overhead, memory is small.
+PREDICT_BATCH_SIZE = 256
+
+
+class TrainingDivergedError(FloatingPointError):
+    """Raised when the training loss becomes NaN or infinite."""
+
+
+class IDCClassifier(KerasClassifier):
+    """CancerNet invasive ductal carcinoma classifier with the scikit-learn API.
+
+    A scikeras ``KerasClassifier`` that builds :func:`idcclf.build_cancernet`, trains
+    it with optional augmentation, class weights, a stratified (and, given
+    ``groups``, patient-grouped) validation split and early stopping.
+
+    Parameters
+    ----------
+    input_shape : tuple of 3 ints or None, default=(50, 50, 3)
+        Shape of one patch. ``X`` may be images ``(n, *input_shape)`` or flattened
+        rows ``(n, prod(input_shape))`` (the form imbalanced-learn samplers need).
+        ``None`` takes the shape from ``X`` at fit: images keep theirs and rows of
+        ``d`` values are treated as ``1 x d`` single-channel images.
+    filters, convs_per_block, block_dropout, head_dropout, dropout_placement, \
+batch_norm, separable, dense_units
+        Architecture knobs, passed to :func:`idcclf.build_cancernet` (defaults are
+        the tutorial's CancerNet).
+    rescale : float or None, default=1/255
+        Factor applied to ``X`` inside the network: the default maps 0-255 pixels to
+        [0, 1], so uint8 patches are fed as they are, never copied to float. Use
+        ``None`` for ``X`` that is already scaled (floats in [0, 1]).
+    augment : bool, default=True
+        Random flips, 90-degree rotations, small rotations, zooms and shifts, applied
+        in training only (see :mod:`idcclf.augment`).
+    optimizer : {'adagrad', 'adam', 'sgd', 'rmsprop'}, default='adagrad'
+        Optimizer; the tutorial uses Adagrad.
+    learning_rate : float, default=1e-2
+        Learning rate of the optimizer.
+    batch_size : int, default=32
+        Mini-batch size for training.
+    epochs : int, default=40
+        Maximum number of passes over the training data.
+    class_weight : None, 'balanced' or dict, default=None
+        Class weights, computed on the training part (after the validation split).
+    validation_fraction : float, default=0.1
+        Share of the training data held out to report validation loss and accuracy
+        per epoch (in ``history_``) and for early stopping. The split is stratified by
+        class and, when ``groups`` is passed to :meth:`fit`, grouped by patient. 0
+        disables it.
+    early_stopping : bool, default=False
+        Stop when the validation loss has not improved for ``n_iter_no_change`` epochs
+        and restore the weights of the best epoch.
+    n_iter_no_change : int, default=5
+        Patience of early stopping, in epochs.
+    random_state : int, RandomState or None, default=None
+        Seed for weights, augmentation, dropout, shuffling and the validation split.
+        The same integer gives the same predictions.
+    verbose : int, default=0
+        0 is silent, 1 shows the Keras progress bar, 2 one line per epoch.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels seen at fit.
+    model_ : keras.Model
+        The fitted network (augmentation included; it is inactive at inference).
+    history_ : dict of str to list of float
+        Per-epoch ``loss``, ``accuracy`` and, with a validation split, ``val_loss``
+        and ``val_accuracy``.
+    image_shape_ : tuple of int
+        Shape of one patch as the network sees it.
+    best_epoch_ : int or None
+        1-based epoch whose weights were kept by early stopping, else None.
+    n_features_in_ : int
+        Values per sample, ``prod(image_shape_)``.
+
+    Examples
+    --------
+    >>> from idcclf import IDCClassifier, load_sample
+    >>> X, y = load_sample(return_X_y=True)
+    >>> clf = IDCClassifier(epochs=2).fit(X, y)  # doctest: +SKIP
+    >>> clf.predict_proba(X[:3]).shape  # doctest: +SKIP
+    (3, 2)
+    """
+
+    # scikeras reads these attributes; they are fixed here rather than parameters so that
+    # get_params lists only what this estimator really lets you change.
+    model = None
+    build_fn = None
+    warm_start = False
+    loss = "sparse_categorical_crossentropy"
+    metrics = None
+    callbacks = None
+    validation_split = 0.0
+    validation_batch_size = None
+    shuffle = True
+    run_eagerly = False
+
+    __metadata_request__fit = {"groups": True}
+
+    def __init__(
+        self,
+        *,
+        input_shape: Sequence[int] | None = (50, 50, 3),
+        filters: Sequence[int] = (32, 64, 128),
+        convs_per_block: Sequence[int] = (1, 2, 3),
+        block_dropout: float = 0.25,
+        head_dropout: float = 0.5,
+        dropout_placement: str = "after_pool",
+        batch_norm: bool = True,
+        separable: bool = True,
+        dense_units: int = 256,
+        rescale: float | None = 1.0 / 255.0,
+        augment: bool = True,
+        optimizer: str = "adagrad",
+        learning_rate: float = 1e-2,
+        batch_size: int = 32,
+        epochs: int = 40,
+        class_weight: str | dict | None = None,
+        validation_fraction: float = 0.1,
+        early_stopping: bool = False,
+        n_iter_no_change: int = 5,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+    ):
+        self.input_shape = input_shape
+        self.filters = filters
+        self.convs_per_block = convs_per_block
+        self.block_dropout = block_dropout
+        self.head_dropout = head_dropout
+        self.dropout_placement = dropout_placement
+        self.batch_norm = batch_norm
+        self.separable = separable
+        self.dense_units = dense_units
+        self.rescale = rescale
+        self.augment = augment
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.class_weight = class_weight
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- scikit-learn plumbing ------------------------------------------------------
+
+    # scikeras lists every public instance attribute as a parameter; the signature is
+    # the contract scikit-learn expects.
+    _get_param_names = classmethod(BaseEstimator._get_param_names.__func__)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "classifier"
+        tags.classifier_tags = ClassifierTags()
+        tags.target_tags.required = True
+        tags.input_tags.allow_nan = False
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "model_")
+
+    def __repr__(self) -> str:
+        return BaseEstimator.__repr__(self)
+
+    # -- fitting --------------------------------------------------------------------
+
+    def fit(self, X, y, sample_weight=None, groups=None) -> IDCClassifier:
+        """Build a new CancerNet and train it on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, H, W, C) or (n_samples, H*W*C)
+            Patches, uint8 pixels (0-255) or floats on the same scale.
+        y : array-like of shape (n_samples,)
+            Labels; any two (or more) distinct values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights, multiplied with ``class_weight``.
+        groups : array-like of shape (n_samples,), default=None
+            Patient of each sample. When given, the internal validation split keeps
+            each patient on one side. Routed by scikit-learn metadata routing.
+
+        Returns
+        -------
+        self : IDCClassifier
+        """
+        self._check_params()
+        n_samples = _num_samples(X)
+        if groups is not None:
+            groups = np.asarray(groups)
+            if groups.ndim != 1 or len(groups) != n_samples:
+                raise ValueError(
+                    f"groups has shape {groups.shape}, but X has {n_samples} samples; "
+                    "pass one patient id per sample"
+                )
+        self.classes_ = None  # scikeras infers the classes again at every fit
+        super(KerasClassifier, self).fit(X, y, sample_weight=sample_weight, groups=groups)
+        return self
+
+    @property
+    def partial_fit(self):
+        """Not available: a CancerNet is always trained from scratch by :meth:`fit`."""
+        # A property that raises AttributeError hides scikeras' partial_fit from
+        # hasattr(), which is how scikit-learn decides whether to call it.
+        raise AttributeError("IDCClassifier has no partial_fit; train with fit")
+
+    def _check_params(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
+        checks = {
+            "learning_rate": self.learning_rate > 0,
+            "batch_size": isinstance(self.batch_size, numbers.Integral) and self.batch_size > 0,
+            "epochs": isinstance(self.epochs, numbers.Integral) and self.epochs > 0,
+            "validation_fraction": 0.0 <= self.validation_fraction < 1.0,
+            "n_iter_no_change": self.n_iter_no_change >= 1,
+        }
+        for param, ok in checks.items():
+            if not ok:
+                raise ValueError(f"{param}={getattr(self, param)!r} is out of range")
+        if self.early_stopping and self.validation_fraction == 0:
+            raise ValueError(
+                "early_stopping=True needs a validation split: set validation_fraction > 0"
+            )
+        if not (
+            self.class_weight is None
+            or self.class_weight == "balanced"
+            or isinstance(self.class_weight, dict)
+        ):
+            raise ValueError(
+                f"class_weight must be None, 'balanced' or a dict, got {self.class_weight!r}"
+            )
+
+    def _validate_data(self, X=None, y=None, reset: bool = False, y_numeric: bool = False):
+        if y is not None:
+            y = np.asarray(y)
+            if reset and y.ndim == 2 and y.shape[1] == 1:
+                y = column_or_1d(y, warn=True)
+            # scikeras validates y and records its type; X is checked here instead so
+            # that images and rows, uint8 and floats, are all accepted after any fit.
+            _, y = super()._validate_data(X=None, y=y, reset=reset, y_numeric=y_numeric)
+        if X is None:
+            return X, y
+        X = check_array(_check_pixel_dtype(X), allow_nd=True, dtype="numeric")
+        if X.dtype.kind == "f" and X.dtype != np.float32:
+            X = X.astype(np.float32)  # Keras computes in float32; float64 would be cast anyway
+        if y is not None:
+            check_consistent_length(X, y)
+        if reset:
+            if y is not None and np.unique(y).size < 2:
+                raise ValueError(
+                    f"y has a single class {np.unique(y)!r}; IDCClassifier needs at least "
+                    "2 classes (got 1 class)"
+                )
+            if X.shape[0] < 2:
+                raise ValueError(
+                    f"IDCClassifier needs at least 2 samples, got n_samples = {X.shape[0]}"
+                )
+            self.image_shape_ = self._infer_image_shape(X)
+            self._warn_if_prescaled(X)
+            self.n_features_in_ = X.shape[1] if X.ndim == 2 else math.prod(self.image_shape_)
+        return self._as_images(X), y
+
+    def _warn_if_prescaled(self, X: np.ndarray) -> None:
+        if self.rescale is not None and X.dtype.kind == "f" and X.size and X.max() <= 1.0:
+            warnings.warn(
+                f"X holds floats in [0, 1] but rescale={self.rescale!r} divides them "
+                "again; pass 0-255 pixels (uint8) or set rescale=None",
+                UserWarning,
+                stacklevel=4,
+            )
+
+    def _infer_image_shape(self, X: np.ndarray) -> tuple[int, ...]:
+        if self.input_shape is None:
+            if X.ndim == 4:
+                return tuple(X.shape[1:])
+            if X.ndim == 2:
+                return (1, X.shape[1], 1)
+            raise ValueError(
+                f"X must be images (n, height, width, channels) or rows (n, values), "
+                f"got shape {X.shape}"
+            )
+        shape = tuple(int(d) for d in self.input_shape)
+        if len(shape) != 3:
+            raise ValueError(f"input_shape must be (height, width, channels), got {shape}")
+        return shape
+
+    def _as_images(self, X: np.ndarray) -> np.ndarray:
+        """Reshape rows to images and check the shape against ``image_shape_``."""
+        shape = self.image_shape_
+        n_values = math.prod(shape)
+        if X.ndim == 2:
+            if X.shape[1] != n_values:
+                raise ValueError(
+                    f"X has {X.shape[1]} features, but IDCClassifier is expecting "
+                    f"{n_values} features as input (rows of a {shape} patch flattened)"
+                )
+            return X.reshape((X.shape[0], *shape))
+        if X.ndim == 4:
+            if tuple(X.shape[1:]) != shape:
+                raise ValueError(
+                    f"X has images of shape {tuple(X.shape[1:])}, but IDCClassifier is "
+                    f"expecting images of shape {shape}"
+                )
+            return X
+        raise ValueError(
+            f"X must be images (n, height, width, channels) or rows (n, values), "
+            f"got an array of shape {X.shape}"
+        )
+
+    def _build_keras_model(self) -> keras.Model:
+        shape = self.image_shape_
+        network = build_cancernet(
+            shape,
+            n_classes=len(self.classes_),
+            filters=self.filters,
+            convs_per_block=self.convs_per_block,
+            block_dropout=self.block_dropout,
+            head_dropout=self.head_dropout,
+            dropout_placement=self.dropout_placement,
+            batch_norm=self.batch_norm,
+            separable=self.separable,
+            dense_units=self.dense_units,
+            rescale=self.rescale,
+        )
+        inputs = keras.Input(shape=shape, name="patch")
+        x = inputs
+        if self.augment:
+            seed = self._random_state
+            x = build_augmentation(shape, seed=seed)(x)
+        model = keras.Model(inputs, network(x), name="idc_classifier")
+        model.compile(
+            optimizer=OPTIMIZERS[self.optimizer](learning_rate=self.learning_rate),
+            loss=self.loss,
+            metrics=["accuracy"],
+        )
+        return model
+
+    def _initialize(self, X, y=None):
+        self._random_state = _seed_from(self.random_state)
+        self._user_params = set()
+        X, y = self._validate_data(X, y, reset=True)
+        self.target_encoder_ = self.target_encoder.fit(y)
+        vars(self).update(**self.target_encoder_.get_metadata())
+        self.feature_encoder_ = self.feature_encoder.fit(X)
+        with tensorflow_random_state(self._random_state):
+            self.model_ = self._build_keras_model()
+        self._fit_callbacks, self._predict_callbacks = [], []
+        return X, y
+
+    def _fit_keras_model(
+        self, X, y, sample_weight, warm_start, epochs, initial_epoch, groups=None, **kwargs
+    ) -> None:
+        train, val = self._validation_split(y, groups)
+        train_weights = None if sample_weight is None else sample_weight[train]
+        weights = self._training_weights(y[train], train_weights)
+        callbacks = [keras.callbacks.TerminateOnNaN()]
+        if self.early_stopping:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss",
+                    patience=self.n_iter_no_change,
+                    restore_best_weights=True,
+                )
+            )
+        fit_args = dict(
+            batch_size=self.batch_size,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            verbose=self.verbose,
+            callbacks=callbacks,
+            shuffle=True,
+        )
+        X_train, y_train = (X, y) if val is None else (X[train], y[train])
+        if val is not None:
+            fit_args["validation_data"] = (X[val], y[val])
+        with tensorflow_random_state(self._random_state):
+            history = self.model_.fit(X_train, y_train, sample_weight=weights, **fit_args)
+        self.history_ = {key: [float(v) for v in values] for key, values in history.history.items()}
+        self._check_converged()
+        self.best_epoch_ = None
+        if self.early_stopping and "val_loss" in self.history_:
+            self.best_epoch_ = int(np.argmin(self.history_["val_loss"])) + 1
+
+    def _check_converged(self) -> None:
+        losses = self.history_.get("loss", [])
+        bad = [i for i, loss in enumerate(losses, start=1) if not math.isfinite(loss)]
+        if bad:
+            raise TrainingDivergedError(
+                f"training diverged: the loss became {losses[bad[0] - 1]} at epoch {bad[0]}; "
+                f"lower learning_rate (now {self.learning_rate}) or check X for extreme values"
+            )
+
+    def _validation_split(self, y: np.ndarray, groups) -> tuple[np.ndarray, np.ndarray | None]:
+        everything = np.arange(len(y))
+        if self.validation_fraction == 0:
+            return everything, None
+        labels = np.asarray(y).astype(int)
+        if groups is None:
+            splitter = StratifiedShuffleSplit(
+                n_splits=1, test_size=self.validation_fraction, random_state=self._random_state
+            )
+            try:
+                return next(splitter.split(everything, labels))
+            except ValueError as exc:
+                raise ValueError(
+                    f"cannot hold out validation_fraction={self.validation_fraction} of "
+                    f"{len(y)} samples with every class on both sides ({exc}); use more "
+                    "data or validation_fraction=0"
+                ) from None
+        n_groups = np.unique(groups).size
+        if n_groups < 2:
+            raise ValueError(
+                "a validation split by patient needs at least 2 distinct groups, got "
+                f"{n_groups}; pass more patients or set validation_fraction=0"
+            )
+        n_splits = min(n_groups, max(2, round(1 / self.validation_fraction)))
+        splitter = StratifiedGroupKFold(
+            n_splits=n_splits, shuffle=True, random_state=self._random_state
+        )
+        return next(splitter.split(everything, labels, groups))
+
+    def _training_weights(self, y_encoded: np.ndarray, sample_weight) -> np.ndarray | None:
+        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float32)
+        if self.class_weight is not None:
+            labels = self.classes_[np.asarray(y_encoded).astype(int)]
+            class_weights = compute_sample_weight(self.class_weight, labels).astype(np.float32)
+            weights = class_weights if weights is None else weights * class_weights
+        return weights
+
+    # -- prediction -----------------------------------------------------------------
+
+    def _predict_raw(self, X, **kwargs):
+        check_is_fitted(self)
+        X, _ = self._validate_data(X=X, y=None)
+        return self.model_.predict(X, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities of each patch, columns in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, H, W, C) or (n_samples, H*W*C)
+            Patches in the form used at fit (images or rows).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        return super().predict_proba(X)
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable class of each patch.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, H, W, C) or (n_samples, H*W*C)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        return super().predict(X)
+
+
+def _check_pixel_dtype(X):
+    """Reject dtypes that cannot be pixel values instead of silently casting them."""
+    dtype = getattr(X, "dtype", None)
+    if dtype is not None and np.dtype(dtype).kind in "bmMV":
+        raise ValueError(f"X has dtype {np.dtype(dtype)}; pass pixels as uint8 (0-255) or floats")
+    return X
+
+
+def _seed_from(random_state) -> int | None:
+    if random_state is None or isinstance(random_state, numbers.Integral):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        # Copy the state so that drawing a seed leaves the user's generator untouched.
+        generator = np.random.RandomState()
+        generator.set_state(random_state.get_state())
+        return int(generator.randint(np.iinfo(np.int32).max))
+    raise ValueError(f"random_state must be None, an int or a RandomState, got {random_state!r}")

@@ -1,0 +1,159 @@
+"""CancerNet: the small depthwise-separable CNN of the IDC tutorial, as a pure Keras builder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+from keras import layers
+
+DROPOUT_PLACEMENTS = ("after_pool", "before_pool")
+
+
+def build_cancernet(
+    input_shape: Sequence[int] = (50, 50, 3),
+    n_classes: int = 2,
+    *,
+    filters: Sequence[int] = (32, 64, 128),
+    convs_per_block: Sequence[int] = (1, 2, 3),
+    block_dropout: float = 0.25,
+    head_dropout: float = 0.5,
+    dropout_placement: str = "after_pool",
+    batch_norm: bool = True,
+    separable: bool = True,
+    dense_units: int = 256,
+    rescale: float | None = 1.0 / 255.0,
+    name: str = "cancernet",
+) -> keras.Model:
+    """Build CancerNet, uncompiled.
+
+    The default is the tutorial's network: blocks of 3x3 'same' convolutions
+    (depthwise separable) with 32, 64 and 128 filters, repeated 1, 2 and 3 times;
+    every convolution is followed by ReLU and batch normalization; every block ends
+    with 2x2 max-pooling and dropout 0.25. The head is Flatten, Dense 256, ReLU,
+    batch normalization, dropout 0.5 and a softmax over ``n_classes``.
+
+    Parameters
+    ----------
+    input_shape : sequence of 3 ints, default=(50, 50, 3)
+        Height, width and channels of one patch.
+    n_classes : int, default=2
+        Number of softmax outputs.
+    filters : sequence of int, default=(32, 64, 128)
+        Filters of the convolutions in each block; its length is the number of blocks.
+    convs_per_block : sequence of int, default=(1, 2, 3)
+        Number of convolutions in each block; same length as ``filters``.
+    block_dropout : float, default=0.25
+        Dropout rate at the end of each convolutional block (0 disables it).
+    head_dropout : float, default=0.5
+        Dropout rate after the dense layer (0 disables it).
+    dropout_placement : {'after_pool', 'before_pool'}, default='after_pool'
+        Where each block's dropout sits relative to its max-pooling. The tutorial
+        places it after pooling.
+    batch_norm : bool, default=True
+        Batch normalization after every ReLU. ``False`` removes all of them.
+    separable : bool, default=True
+        Depthwise separable convolutions (``SeparableConv2D``) as in the tutorial, or
+        plain ``Conv2D``.
+    dense_units : int, default=256
+        Units of the dense layer of the head.
+    rescale : float or None, default=1/255
+        Factor applied to the input inside the model, so that uint8 pixels can be fed
+        as they are. ``None`` feeds the input unchanged.
+    name : str, default='cancernet'
+        Name of the Keras model.
+
+    Returns
+    -------
+    keras.Model
+        The uncompiled network mapping ``(batch, *input_shape)`` to class probabilities.
+
+    Notes
+    -----
+    Pooling never shrinks a dimension below one pixel (a 1-pixel-high input is pooled
+    along its width only), so tiny inputs such as 1 x n rows still build.
+    """
+    input_shape = tuple(int(d) for d in input_shape)
+    _check_architecture(
+        input_shape,
+        n_classes,
+        filters,
+        convs_per_block,
+        block_dropout,
+        head_dropout,
+        dropout_placement,
+        dense_units,
+    )
+    conv_layer = layers.SeparableConv2D if separable else layers.Conv2D
+
+    inputs = keras.Input(shape=input_shape, name="patch")
+    x = inputs
+    if rescale is not None:
+        x = layers.Rescaling(rescale, name="rescale")(x)
+    height, width = input_shape[0], input_shape[1]
+    blocks = zip(filters, convs_per_block, strict=True)
+    for block, (n_filters, n_convs) in enumerate(blocks, start=1):
+        for conv in range(1, n_convs + 1):
+            x = conv_layer(n_filters, 3, padding="same", name=f"block{block}_conv{conv}")(x)
+            x = layers.Activation("relu", name=f"block{block}_relu{conv}")(x)
+            if batch_norm:
+                x = layers.BatchNormalization(name=f"block{block}_bn{conv}")(x)
+        pool_size = (min(2, height), min(2, width))
+        height, width = max(1, height // pool_size[0]), max(1, width // pool_size[1])
+        pool = layers.MaxPooling2D(pool_size, name=f"block{block}_pool")
+        dropout = layers.Dropout(block_dropout, name=f"block{block}_dropout")
+        if block_dropout == 0:
+            x = pool(x)
+        elif dropout_placement == "after_pool":
+            x = dropout(pool(x))
+        else:
+            x = pool(dropout(x))
+
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(dense_units, name="dense")(x)
+    x = layers.Activation("relu", name="dense_relu")(x)
+    if batch_norm:
+        x = layers.BatchNormalization(name="dense_bn")(x)
+    if head_dropout > 0:
+        x = layers.Dropout(head_dropout, name="dense_dropout")(x)
+    x = layers.Dense(n_classes, name="logits")(x)
+    # float32 softmax keeps probabilities exact even under a mixed-precision policy.
+    outputs = layers.Activation("softmax", dtype="float32", name="softmax")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _check_architecture(
+    input_shape,
+    n_classes,
+    filters,
+    convs_per_block,
+    block_dropout,
+    head_dropout,
+    dropout_placement,
+    dense_units,
+) -> None:
+    if len(input_shape) != 3 or min(input_shape) < 1:
+        raise ValueError(
+            f"input_shape must be (height, width, channels) with positive sizes, got {input_shape}"
+        )
+    if int(n_classes) < 2:
+        raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+    if len(filters) == 0 or len(filters) != len(convs_per_block):
+        raise ValueError(
+            "filters and convs_per_block must be non-empty and of equal length, got "
+            f"filters={tuple(filters)} and convs_per_block={tuple(convs_per_block)}"
+        )
+    if min(filters) < 1 or min(convs_per_block) < 1:
+        raise ValueError(
+            f"filters and convs_per_block must be positive, got filters={tuple(filters)} "
+            f"and convs_per_block={tuple(convs_per_block)}"
+        )
+    for param, rate in (("block_dropout", block_dropout), ("head_dropout", head_dropout)):
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"{param} must be in [0, 1), got {rate}")
+    if dropout_placement not in DROPOUT_PLACEMENTS:
+        raise ValueError(
+            f"dropout_placement must be one of {DROPOUT_PLACEMENTS}, got {dropout_placement!r}"
+        )
+    if int(dense_units) < 1:
+        raise ValueError(f"dense_units must be positive, got {dense_units}")
