@@ -108,6 +108,8 @@ batch_norm, separable, dense_units
         and ``val_accuracy``.
     image_shape_ : tuple of int
         Shape of one patch as the network sees it.
+    validation_groups_ : ndarray or None
+        Patients held out for validation when ``groups`` was passed to :meth:`fit`.
     best_epoch_ : int or None
         1-based epoch whose weights were kept by early stopping, else None.
     n_features_in_ : int
@@ -395,6 +397,9 @@ batch_norm, separable, dense_units
         self, X, y, sample_weight, warm_start, epochs, initial_epoch, groups=None, **kwargs
     ) -> None:
         train, val = self._validation_split(y, groups)
+        self.validation_groups_ = (
+            None if groups is None or val is None else np.unique(np.asarray(groups)[val])
+        )
         train_weights = None if sample_weight is None else sample_weight[train]
         weights = self._training_weights(y[train], train_weights)
         callbacks = [keras.callbacks.TerminateOnNaN()]

@@ -1,0 +1,90 @@
+"""Helpers shared by the subcommands: argument types and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+class CLIError(Exception):
+    """An error reported to the user as one line, with exit status 2."""
+
+
+def existing_dir(value: str) -> Path:
+    path = Path(value)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{value}: no such directory")
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value}: not a directory")
+    return path
+
+
+def existing_path(value: str) -> Path:
+    path = Path(value)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{value}: no such file or directory")
+    return path
+
+
+def existing_file(value: str) -> Path:
+    path = Path(value)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{value}: no such file")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{value}: not a file")
+    return path
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return number
+
+
+def fraction(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0.0 <= number < 1.0:
+        raise argparse.ArgumentTypeError(f"{value} must be in [0, 1)")
+    return number
+
+
+def positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"{value} must be positive")
+    return number
+
+
+def output_dir(value: str) -> Path:
+    """A folder to write into: created if missing, refused if it is a file."""
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value}: exists and is not a directory")
+    return path
+
+
+def load_model(path: Path):
+    """Load an ``IDCClassifier`` saved with joblib, or raise a one-line CLIError."""
+    import joblib
+
+    from ..estimator import IDCClassifier
+
+    try:
+        model = joblib.load(path)
+    except Exception as exc:  # truncated pickles raise EOFError, garbage UnpicklingError...
+        raise CLIError(
+            f"{path}: not a readable idcclf model ({type(exc).__name__}: {exc})"
+        ) from None
+    if not isinstance(model, IDCClassifier) or not hasattr(model, "model_"):
+        raise CLIError(f"{path}: not a fitted idcclf model (holds {type(model).__name__})")
+    return model
