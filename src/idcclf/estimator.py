@@ -6,6 +6,7 @@ release, so keeping it in one place keeps a move to another base cheap.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import warnings
@@ -388,7 +389,7 @@ batch_norm, separable, dense_units
         self.target_encoder_ = self.target_encoder.fit(y)
         vars(self).update(**self.target_encoder_.get_metadata())
         self.feature_encoder_ = self.feature_encoder.fit(X)
-        with tensorflow_random_state(self._random_state):
+        with _seeded(self._random_state):
             self.model_ = self._build_keras_model()
         self._fit_callbacks, self._predict_callbacks = [], []
         return X, y
@@ -422,7 +423,7 @@ batch_norm, separable, dense_units
         X_train, y_train = (X, y) if val is None else (X[train], y[train])
         if val is not None:
             fit_args["validation_data"] = (X[val], y[val])
-        with tensorflow_random_state(self._random_state):
+        with _seeded(self._random_state):
             history = self.model_.fit(X_train, y_train, sample_weight=weights, **fit_args)
         self.history_ = {key: [float(v) for v in values] for key, values in history.history.items()}
         self._check_converged()
@@ -518,6 +519,11 @@ def _check_pixel_dtype(X):
     if dtype is not None and np.dtype(dtype).kind in "bmMV":
         raise ValueError(f"X has dtype {np.dtype(dtype)}; pass pixels as uint8 (0-255) or floats")
     return X
+
+
+def _seeded(seed: int | None):
+    """Seed Python, NumPy and TensorFlow (restored afterwards) when a seed is given."""
+    return contextlib.nullcontext() if seed is None else tensorflow_random_state(seed)
 
 
 def _seed_from(random_state) -> int | None:

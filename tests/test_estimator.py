@@ -1,0 +1,275 @@
+"""IDCClassifier on real patches from the bundled sample."""
+
+import io
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+from sklearn import config_context
+from sklearn.base import clone, is_classifier
+from sklearn.model_selection import GridSearchCV, GroupKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from idcclf import IDCClassifier, load_sample
+from idcclf.estimator import TrainingDivergedError
+
+TINY = dict(
+    filters=(4, 8, 8),
+    dense_units=8,
+    epochs=2,
+    batch_size=32,
+    random_state=0,
+)
+
+
+@pytest.fixture(scope="module")
+def sample():
+    """~320 real patches from 4 patients, both classes each."""
+    bunch = load_sample()
+    rng = np.random.default_rng(0)
+    keep = []
+    for patient in np.unique(bunch.groups)[:4]:
+        for label in (0, 1):
+            idx = np.flatnonzero((bunch.groups == patient) & (bunch.target == label))
+            keep += list(rng.choice(idx, size=min(40, len(idx)), replace=False))
+    keep = np.sort(keep)
+    return bunch.data[keep], bunch.target[keep], bunch.groups[keep]
+
+
+@pytest.fixture(scope="module")
+def fitted(sample):
+    X, y, groups = sample
+    return IDCClassifier(**TINY).fit(X, y, groups=groups)
+
+
+def test_is_a_classifier_with_tags():
+    clf = IDCClassifier()
+    assert is_classifier(clf)
+    tags = clf.__sklearn_tags__()
+    assert tags.estimator_type == "classifier"
+    assert tags.target_tags.required
+    assert not tags.input_tags.allow_nan
+
+
+def test_params_stored_unchanged_and_cloned():
+    clf = IDCClassifier(filters=(8, 16), optimizer="adam", learning_rate=1e-4, epochs=3)
+    params = clf.get_params()
+    assert params["filters"] == (8, 16) and params["optimizer"] == "adam"
+    assert params["learning_rate"] == 1e-4 and params["epochs"] == 3
+    assert set(params) == set(IDCClassifier.__init__.__code__.co_varnames[1:]) & set(params)
+    assert "model" not in params and "loss" not in params
+    twin = clone(clf)
+    assert twin.get_params() == params
+    twin.set_params(block_dropout=0.1)
+    assert twin.block_dropout == 0.1 and clf.block_dropout == 0.25
+
+
+def test_fit_learns_classes_history_and_probabilities(fitted, sample):
+    X, y, _ = sample
+    np.testing.assert_array_equal(fitted.classes_, [0, 1])
+    assert set(fitted.history_) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert all(len(v) == TINY["epochs"] for v in fitted.history_.values())
+    proba = fitted.predict_proba(X[:20])
+    assert proba.shape == (20, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(fitted.predict(X[:20]), proba.argmax(axis=1))
+    assert 0.0 <= fitted.score(X, y) <= 1.0
+
+
+def test_validation_split_is_grouped_by_patient(fitted, sample):
+    X, y, groups = sample
+    held_out = set(fitted.validation_groups_)
+    assert 0 < len(held_out) < len(np.unique(groups))
+    train, val = fitted._validation_split(y, groups)
+    assert set(groups[train]).isdisjoint(groups[val])
+    assert set(groups[val]) == held_out
+
+
+def test_validation_split_without_groups_is_stratified(sample):
+    _, y, _ = sample
+    clf = IDCClassifier(validation_fraction=0.25, random_state=0)
+    clf._random_state = 0
+    train, val = clf._validation_split(y, None)
+    assert len(val) == pytest.approx(0.25 * len(y), abs=1)
+    assert y[val].mean() == pytest.approx(y.mean(), abs=0.02)
+    assert len(np.intersect1d(train, val)) == 0
+
+
+def test_rows_and_images_give_the_same_model(sample):
+    X, y, _ = sample
+    a = IDCClassifier(**TINY, validation_fraction=0).fit(X, y)
+    b = IDCClassifier(**TINY, validation_fraction=0).fit(X.reshape(len(X), -1), y)
+    np.testing.assert_array_equal(a.predict_proba(X[:10]), b.predict_proba(X[:10]))
+    # a model fitted on images also accepts rows at predict time, and vice versa
+    np.testing.assert_array_equal(a.predict_proba(X[:10].reshape(10, -1)), b.predict_proba(X[:10]))
+
+
+def test_same_seed_same_predictions_other_seed_differs(fitted, sample):
+    X, y, groups = sample
+    again = IDCClassifier(**TINY).fit(X, y, groups=groups)
+    np.testing.assert_array_equal(again.predict_proba(X[:30]), fitted.predict_proba(X[:30]))
+    other = IDCClassifier(**{**TINY, "random_state": 1}).fit(X, y, groups=groups)
+    assert not np.array_equal(other.predict_proba(X[:30]), fitted.predict_proba(X[:30]))
+
+
+def test_joblib_round_trip_predicts_identically(fitted, sample):
+    X, _, _ = sample
+    buffer = io.BytesIO()
+    joblib.dump(fitted, buffer)
+    buffer.seek(0)
+    loaded = joblib.load(buffer)
+    np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
+    assert loaded.history_ == fitted.history_
+
+
+def test_string_labels(sample):
+    X, y, _ = sample
+    labels = np.where(y == 1, "IDC", "benign")
+    clf = IDCClassifier(**TINY, validation_fraction=0).fit(X, labels)
+    np.testing.assert_array_equal(clf.classes_, ["IDC", "benign"])
+    assert set(clf.predict(X[:20])) <= {"IDC", "benign"}
+
+
+def test_uint8_input_is_not_copied(fitted, sample):
+    X, _, _ = sample
+    images, _ = fitted._validate_data(X)
+    assert images.dtype == np.uint8 and np.shares_memory(images, X)
+    rows = X.reshape(len(X), -1)
+    images, _ = fitted._validate_data(rows)
+    assert np.shares_memory(images, X)
+
+
+def test_float_pixels_on_255_scale_match_uint8(fitted, sample):
+    X, _, _ = sample
+    np.testing.assert_allclose(
+        fitted.predict_proba(X[:10].astype(np.float64)), fitted.predict_proba(X[:10]), rtol=1e-5
+    )
+
+
+def test_prescaled_floats_warn_about_rescale(sample):
+    X, y, _ = sample
+    with pytest.warns(UserWarning, match="rescale=None"):
+        IDCClassifier(**{**TINY, "epochs": 1}, validation_fraction=0).fit(X[:64] / 255.0, y[:64])
+
+
+def test_class_weight_balanced_and_dict(sample):
+    _, y, _ = sample
+    clf = IDCClassifier(class_weight="balanced")
+    clf.classes_ = np.array([0, 1])
+    weights = clf._training_weights(y.astype(float), None)
+    n, n_pos = len(y), y.sum()
+    assert weights[y == 1][0] == pytest.approx(n / (2 * n_pos))
+    assert weights[y == 0][0] == pytest.approx(n / (2 * (n - n_pos)))
+    clf.set_params(class_weight={0: 1.0, 1: 3.0})
+    weights = clf._training_weights(y.astype(float), np.full(len(y), 2.0))
+    assert set(np.unique(weights)) == {2.0, 6.0}
+
+
+def test_early_stopping_restores_best_epoch(sample):
+    X, y, groups = sample
+    clf = IDCClassifier(
+        **{**TINY, "epochs": 6}, early_stopping=True, n_iter_no_change=1, learning_rate=0.5
+    ).fit(X, y, groups=groups)
+    val_loss = clf.history_["val_loss"]
+    assert clf.best_epoch_ == int(np.argmin(val_loss)) + 1
+    assert len(val_loss) <= 6
+
+
+def test_groups_reach_fit_through_pipeline_and_grid_search(sample):
+    X, y, groups = sample
+    with config_context(enable_metadata_routing=True):
+        pipe = Pipeline(
+            [
+                ("identity", FunctionTransformer()),
+                ("clf", IDCClassifier(**{**TINY, "epochs": 1})),
+            ]
+        )
+        pipe.fit(X.reshape(len(X), -1), y, groups=groups)
+        assert pipe[-1].validation_groups_ is not None
+
+        search = GridSearchCV(
+            IDCClassifier(**{**TINY, "epochs": 1}),
+            {"block_dropout": [0.25]},
+            cv=GroupKFold(n_splits=2),
+        )
+        search.fit(X, y, groups=groups)
+        assert search.best_estimator_.validation_groups_ is not None
+
+
+def test_nan_loss_stops_with_a_clear_error():
+    rng = np.random.default_rng(0)
+    wild = rng.integers(0, 256, (64, 50, 50, 3)).astype(np.float32) * 1e30
+    y = np.arange(64) % 2
+    clf = IDCClassifier(
+        **{**TINY, "epochs": 3},
+        batch_norm=False,
+        rescale=None,
+        optimizer="sgd",
+        learning_rate=1e6,
+        validation_fraction=0,
+        augment=False,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(TrainingDivergedError, match="learning_rate"):
+            clf.fit(wild, y)
+
+
+@pytest.mark.parametrize(
+    "make_X, make_y, match",
+    [
+        (lambda X: X[:, :40], lambda y: y, r"shape \(40, 50, 3\)"),
+        (lambda X: X.reshape(len(X), -1)[:, :100], lambda y: y, "100 features"),
+        (lambda X: X[:, :, :, :2], lambda y: y, r"\(50, 50, 2\)"),
+        (lambda X: X[:0], lambda y: y[:0], "0 sample"),
+        (lambda X: X, lambda y: y[:-1], "inconsistent numbers of samples"),
+        (lambda X: X, lambda y: np.zeros_like(y), "single class"),
+        (lambda X: X[:1], lambda y: y[:1], "single class|n_samples = 1"),
+        (lambda X: X.astype(bool), lambda y: y, "dtype bool"),
+        (lambda X: np.where(X > 100, np.nan, X.astype(float)), lambda y: y, "NaN"),
+        (lambda X: np.where(X > 100, np.inf, X.astype(float)), lambda y: y, "infinity"),
+    ],
+)
+def test_bad_fit_input_names_the_culprit(sample, make_X, make_y, match):
+    X, y, _ = sample
+    with pytest.raises(ValueError, match=match):
+        IDCClassifier(**TINY).fit(make_X(X), make_y(y))
+
+
+def test_bad_predict_input_names_the_shape(fitted, sample):
+    X, _, _ = sample
+    with pytest.raises(ValueError, match=r"expecting images of shape \(50, 50, 3\)"):
+        fitted.predict_proba(X[:, :48, :48])
+    with pytest.raises(ValueError, match="expecting 7500 features"):
+        fitted.predict(X.reshape(len(X), -1)[:, :-3])
+    with pytest.raises(ValueError, match="NaN"):
+        fitted.predict(np.full((2, 50, 50, 3), np.nan))
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(optimizer="adamw"), "optimizer must be one of"),
+        (dict(learning_rate=0), "learning_rate"),
+        (dict(epochs=0), "epochs"),
+        (dict(validation_fraction=1.5), "validation_fraction"),
+        (dict(early_stopping=True, validation_fraction=0), "validation_fraction"),
+        (dict(class_weight="heavy"), "class_weight"),
+    ],
+)
+def test_bad_parameters_name_the_parameter(sample, params, match):
+    X, y, _ = sample
+    with pytest.raises(ValueError, match=match):
+        IDCClassifier(**{**TINY, **params}).fit(X, y)
+
+
+def test_groups_must_match_samples(sample):
+    X, y, groups = sample
+    with pytest.raises(ValueError, match="groups"):
+        IDCClassifier(**TINY).fit(X, y, groups=groups[:-1])
+
+
+def test_no_partial_fit():
+    assert not hasattr(IDCClassifier(), "partial_fit")
