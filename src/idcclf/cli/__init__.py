@@ -12,12 +12,14 @@ import importlib
 import os
 import sys
 
-from ._common import CLIError
+from ._common import CLIError, quiet_tensorflow_start
 
 #: Subcommand name -> module in this package.
 COMMANDS = {
     "train": "train",
     "predict": "predict",
+    "evaluate": "evaluate",
+    "heatmap": "heatmap",
 }
 
 
@@ -44,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "needs_tensorflow", True):
+            quiet_tensorflow_start()
         return int(args.run(args) or 0)
     except CLIError as exc:
         print(f"idcclf {args.command}: error: {exc}", file=sys.stderr)

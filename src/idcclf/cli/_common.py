@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 
@@ -88,3 +89,29 @@ def load_model(path: Path):
     if not isinstance(model, IDCClassifier) or not hasattr(model, "model_"):
         raise CLIError(f"{path}: not a fitted idcclf model (holds {type(model).__name__})")
     return model
+
+
+def quiet_tensorflow_start() -> None:
+    """Import TensorFlow and initialize its devices with native stderr silenced.
+
+    TensorFlow's C++ start-up messages (oneDNN notices, CUDA probing on machines without
+    a GPU) are written before its logging can be configured, so environment variables
+    cannot hide them; redirecting the stderr file descriptor for the start-up can.
+    Python exceptions still propagate and are reported after stderr is restored.
+    """
+    import sys
+
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
