@@ -273,3 +273,50 @@ def test_groups_must_match_samples(sample):
 
 def test_no_partial_fit():
     assert not hasattr(IDCClassifier(), "partial_fit")
+
+
+def test_ctrl_c_keeps_the_best_weights_so_far(sample, monkeypatch):
+    from idcclf import estimator
+
+    X, y, groups = sample
+    record = estimator._BestEpochTracker.on_epoch_end
+
+    def interrupt_after_two(self, epoch, logs=None):
+        record(self, epoch, logs)
+        if epoch + 1 == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(estimator._BestEpochTracker, "on_epoch_end", interrupt_after_two)
+    clf = IDCClassifier(**{**TINY, "epochs": 5})
+    with pytest.warns(UserWarning, match="interrupted after 2 epoch"):
+        clf.fit(X, y, groups=groups)
+    assert len(clf.history_["loss"]) == 2
+    assert clf.best_epoch_ == int(np.argmin(clf.history_["val_loss"])) + 1
+    assert clf.predict_proba(X[:5]).shape == (5, 2)
+
+
+def test_checkpoint_dir_resumes_training(sample, tmp_path):
+    X, y, groups = sample
+    folder = tmp_path / "ckpt"
+    first = IDCClassifier(**TINY, checkpoint_dir=folder).fit(X, y, groups=groups)
+    assert (folder / "state.json").exists() and (folder / "model.keras").exists()
+    resumed = IDCClassifier(**{**TINY, "epochs": 3}, checkpoint_dir=folder).fit(X, y, groups=groups)
+    assert len(resumed.history_["loss"]) == 3
+    assert resumed.history_["loss"][:2] == first.history_["loss"]
+    assert not list(folder.glob(".*.tmp*")), "temporary files left behind"
+
+
+def test_checkpoint_of_other_settings_is_refused(sample, tmp_path):
+    X, y, groups = sample
+    folder = tmp_path / "ckpt"
+    IDCClassifier(**{**TINY, "epochs": 1}, checkpoint_dir=folder).fit(X, y, groups=groups)
+    with pytest.raises(ValueError, match="checkpoint_dir.*other settings"):
+        IDCClassifier(**{**TINY, "epochs": 1}, learning_rate=0.5, checkpoint_dir=folder).fit(
+            X, y, groups=groups
+        )
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    (stranger / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not empty"):
+        IDCClassifier(**TINY, checkpoint_dir=stranger).fit(X, y)
+    assert (stranger / "notes.txt").read_text() == "mine"

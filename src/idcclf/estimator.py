@@ -7,8 +7,11 @@ release, so keeping it in one place keeps a move to another base cheap.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
 import numbers
+import os
 import warnings
 from collections.abc import Sequence
 
@@ -29,6 +32,7 @@ from sklearn.utils.validation import (
     column_or_1d,
 )
 
+from ._io import atomic_path, atomic_write_text
 from .augment import build_augmentation
 from .model import build_cancernet
 
@@ -95,6 +99,11 @@ batch_norm, separable, dense_units
     random_state : int, RandomState or None, default=None
         Seed for weights, augmentation, dropout, shuffling and the validation split.
         The same integer gives the same predictions.
+    checkpoint_dir : str, path or None, default=None
+        Folder where the model, optimizer state and history are saved (atomically)
+        after every epoch. A later ``fit`` with the same settings and labels resumes
+        from the last saved epoch; a checkpoint of other settings is refused, never
+        overwritten.
     verbose : int, default=0
         0 is silent, 1 shows the Keras progress bar, 2 one line per epoch.
 
@@ -112,7 +121,14 @@ batch_norm, separable, dense_units
     validation_groups_ : ndarray or None
         Patients held out for validation when ``groups`` was passed to :meth:`fit`.
     best_epoch_ : int or None
-        1-based epoch whose weights were kept by early stopping, else None.
+        1-based epoch whose weights were kept by early stopping (or after an
+        interruption), else None.
+
+    Notes
+    -----
+    Interrupting ``fit`` with Ctrl-C keeps the best weights so far (by validation
+    loss, or training loss without a validation split), warns which epoch they come
+    from, and leaves a usable fitted model.
     n_features_in_ : int
         Values per sample, ``prod(image_shape_)``.
 
@@ -163,6 +179,7 @@ batch_norm, separable, dense_units
         early_stopping: bool = False,
         n_iter_no_change: int = 5,
         random_state: int | np.random.RandomState | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
         verbose: int = 0,
     ):
         self.input_shape = input_shape
@@ -185,6 +202,7 @@ batch_norm, separable, dense_units
         self.early_stopping = early_stopping
         self.n_iter_no_change = n_iter_no_change
         self.random_state = random_state
+        self.checkpoint_dir = checkpoint_dir
         self.verbose = verbose
 
     # -- scikit-learn plumbing ------------------------------------------------------
@@ -403,15 +421,16 @@ batch_norm, separable, dense_units
         )
         train_weights = None if sample_weight is None else sample_weight[train]
         weights = self._training_weights(y[train], train_weights)
-        callbacks = [keras.callbacks.TerminateOnNaN()]
-        if self.early_stopping:
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor="val_loss",
-                    patience=self.n_iter_no_change,
-                    restore_best_weights=True,
-                )
-            )
+        tracker = _BestEpochTracker(
+            monitor="loss" if val is None else "val_loss",
+            patience=self.n_iter_no_change if self.early_stopping else None,
+        )
+        callbacks = [keras.callbacks.TerminateOnNaN(), tracker]
+        checkpoint = None
+        if self.checkpoint_dir is not None:
+            checkpoint = _Checkpoint(self.checkpoint_dir, self._checkpoint_fingerprint(y, groups))
+            initial_epoch = checkpoint.restore(self.model_, tracker)
+            callbacks.append(checkpoint)
         fit_args = dict(
             batch_size=self.batch_size,
             epochs=epochs,
@@ -423,13 +442,39 @@ batch_norm, separable, dense_units
         X_train, y_train = (X, y) if val is None else (X[train], y[train])
         if val is not None:
             fit_args["validation_data"] = (X[val], y[val])
-        with _seeded(self._random_state):
-            history = self.model_.fit(X_train, y_train, sample_weight=weights, **fit_args)
-        self.history_ = {key: [float(v) for v in values] for key, values in history.history.items()}
+        interrupted = False
+        try:
+            if initial_epoch < epochs:
+                with _seeded(self._random_state):
+                    self.model_.fit(X_train, y_train, sample_weight=weights, **fit_args)
+        except KeyboardInterrupt:
+            interrupted = True
+        self.history_ = tracker.history
         self._check_converged()
-        self.best_epoch_ = None
-        if self.early_stopping and "val_loss" in self.history_:
-            self.best_epoch_ = int(np.argmin(self.history_["val_loss"])) + 1
+        self.best_epoch_ = tracker.best_epoch if (self.early_stopping or interrupted) else None
+        if (self.early_stopping or interrupted) and tracker.best_weights is not None:
+            self.model_.set_weights(tracker.best_weights)
+        if interrupted:
+            if not self.history_:
+                raise KeyboardInterrupt("training interrupted before the first epoch ended")
+            warnings.warn(
+                f"training interrupted after {len(self.history_['loss'])} epoch(s); keeping "
+                f"the weights of epoch {tracker.best_epoch}, the best by {tracker.monitor}",
+                UserWarning,
+                stacklevel=4,
+            )
+
+    def _checkpoint_fingerprint(self, y, groups) -> dict:
+        """What must match for a checkpoint to be resumed: settings and training labels."""
+        params = {
+            key: repr(value)
+            for key, value in self.get_params().items()
+            if key not in ("epochs", "verbose", "checkpoint_dir")
+        }
+        labels = hashlib.sha256(np.ascontiguousarray(y).tobytes())
+        if groups is not None:
+            labels.update(np.asarray(groups).astype(str).tobytes())
+        return {"params": params, "n_samples": int(len(y)), "labels": labels.hexdigest()}
 
     def _check_converged(self) -> None:
         losses = self.history_.get("loss", [])
@@ -535,3 +580,102 @@ def _seed_from(random_state) -> int | None:
         generator.set_state(random_state.get_state())
         return int(generator.randint(np.iinfo(np.int32).max))
     raise ValueError(f"random_state must be None, an int or a RandomState, got {random_state!r}")
+
+
+class _BestEpochTracker(keras.callbacks.Callback):
+    """Record the history, remember the best weights, and stop early if asked.
+
+    Kept by the estimator rather than taken from ``model.fit``'s return value so that
+    the history and best weights survive an interrupted fit.
+    """
+
+    def __init__(self, monitor: str, patience: int | None):
+        super().__init__()
+        self.monitor = monitor
+        self.patience = patience
+        self.history: dict[str, list[float]] = {}
+        self.best = math.inf
+        self.best_epoch: int | None = None
+        self.best_weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        value = (logs or {}).get(self.monitor)
+        if value is not None and value < self.best:
+            self.best, self.best_epoch = float(value), epoch + 1
+            self.best_weights = self.model.get_weights()
+        elif self.patience is not None and self.best_epoch is not None:
+            if epoch + 1 - self.best_epoch >= self.patience:
+                self.model.stop_training = True
+
+
+class _Checkpoint(keras.callbacks.Callback):
+    """Save model, optimizer and tracker state after every epoch; restore them on resume."""
+
+    MODEL = "model.keras"
+    STATE = "state.json"
+
+    def __init__(self, folder, fingerprint: dict):
+        super().__init__()
+        self.folder = os.fspath(folder)
+        self.fingerprint = fingerprint
+        self.tracker: _BestEpochTracker | None = None
+
+    def restore(self, model: keras.Model, tracker: _BestEpochTracker) -> int:
+        """Load a matching checkpoint into ``model`` and ``tracker``; return its epoch."""
+        self.tracker = tracker
+        os.makedirs(self.folder, exist_ok=True)
+        state_path = os.path.join(self.folder, self.STATE)
+        if not os.path.exists(state_path):
+            if os.listdir(self.folder):
+                raise ValueError(
+                    f"checkpoint_dir={self.folder!r} is not empty and holds no idcclf "
+                    "checkpoint; choose an empty or new folder"
+                )
+            return 0
+        with open(state_path, encoding="utf-8") as handle:
+            state = json.load(handle)
+        if state.get("fingerprint") != self.fingerprint:
+            raise ValueError(
+                f"checkpoint_dir={self.folder!r} holds a checkpoint of other settings or "
+                "other training data; use another folder or delete it to start afresh"
+            )
+        saved = keras.saving.load_model(os.path.join(self.folder, self.MODEL))
+        model.set_weights(saved.get_weights())
+        model.optimizer.build(model.trainable_variables)
+        for variable, value in zip(
+            model.optimizer.variables, saved.optimizer.variables, strict=True
+        ):
+            variable.assign(value)
+        tracker.history = state["history"]
+        tracker.best = state["best"] if state["best"] is not None else math.inf
+        tracker.best_epoch = state["best_epoch"]
+        if state["best_epoch"] is not None:
+            best = keras.saving.load_model(os.path.join(self.folder, "best.keras"))
+            tracker.best_weights = best.get_weights()
+        return int(state["epoch"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        tracker = self.tracker
+        with atomic_path(os.path.join(self.folder, self.MODEL)) as tmp:
+            self.model.save(_with_suffix(tmp, ".keras"))
+            os.replace(_with_suffix(tmp, ".keras"), tmp)
+        if tracker.best_epoch == epoch + 1:
+            with atomic_path(os.path.join(self.folder, "best.keras")) as tmp:
+                self.model.save(_with_suffix(tmp, ".keras"))
+                os.replace(_with_suffix(tmp, ".keras"), tmp)
+        state = {
+            "epoch": epoch + 1,
+            "history": tracker.history,
+            "best": None if math.isinf(tracker.best) else tracker.best,
+            "best_epoch": tracker.best_epoch,
+            "fingerprint": self.fingerprint,
+        }
+        # The state file is written last: it is what makes a checkpoint count.
+        atomic_write_text(os.path.join(self.folder, self.STATE), json.dumps(state))
+
+
+def _with_suffix(path, suffix: str) -> str:
+    # Keras insists on the file extension; the temporary name gets one added.
+    return os.fspath(path) + suffix
