@@ -320,3 +320,18 @@ def test_checkpoint_of_other_settings_is_refused(sample, tmp_path):
     with pytest.raises(ValueError, match="not empty"):
         IDCClassifier(**TINY, checkpoint_dir=stranger).fit(X, y)
     assert (stranger / "notes.txt").read_text() == "mine"
+
+
+def test_seeded_fit_leaves_global_random_state_alone(sample):
+    from tensorflow.python.framework import config
+
+    X, y, _ = sample
+    np.random.seed(123)
+    expected = np.random.rand()
+    np.random.seed(123)
+    IDCClassifier(**{**TINY, "epochs": 1}, validation_fraction=0).fit(X[:64], y[:64])
+    assert np.random.rand() == expected
+    assert not config.is_op_determinism_enabled()
+    # an unseeded fit right after a seeded one must work (unseeded ops under
+    # deterministic mode would raise)
+    IDCClassifier(**{**TINY, "epochs": 1, "random_state": None}).fit(X[:64], y[:64])

@@ -12,13 +12,13 @@ import json
 import math
 import numbers
 import os
+import random
 import warnings
 from collections.abc import Sequence
 
 import keras
 import numpy as np
 import scikeras  # noqa: F401  (registers pickling support for Keras models)
-from scikeras.utils.random_state import tensorflow_random_state
 from scikeras.wrappers import KerasClassifier
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
@@ -566,9 +566,36 @@ def _check_pixel_dtype(X):
     return X
 
 
+@contextlib.contextmanager
 def _seeded(seed: int | None):
-    """Seed Python, NumPy and TensorFlow (restored afterwards) when a seed is given."""
-    return contextlib.nullcontext() if seed is None else tensorflow_random_state(seed)
+    """Seed Python, NumPy, TensorFlow and Keras, with deterministic ops, then restore.
+
+    Does nothing when ``seed`` is None. The previous global seeds and the op
+    determinism switch are put back afterwards, so user code that runs after a fit
+    is not left with seeded generators or with determinism enabled (under which
+    unseeded random ops raise).
+    """
+    if seed is None:
+        yield
+        return
+    import tensorflow as tf
+    from tensorflow.python.eager import context
+    from tensorflow.python.framework import config
+
+    # The legacy global NumPy state is what keras.utils.set_random_seed reseeds.
+    python_state, numpy_state = random.getstate(), np.random.get_state()  # noqa: NPY002
+    tf_seed = context.global_seed()
+    was_deterministic = config.is_op_determinism_enabled()
+    keras.utils.set_random_seed(seed)
+    config.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if not was_deterministic:
+            config.disable_op_determinism()  # no public switch-off exists
+        tf.random.set_seed(tf_seed)
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)  # noqa: NPY002
 
 
 def _seed_from(random_state) -> int | None:
