@@ -1,8 +1,16 @@
-"""Patch-level metrics: sensitivity, specificity, scorers and an evaluation report."""
+"""Patch-level metrics: sensitivity, specificity, scorers, an evaluation report and
+the choice of a decision threshold.
+
+To predict with a threshold other than 0.5, wrap a fitted classifier in scikit-learn's
+``FixedThresholdClassifier(clf, threshold=t, response_method="predict_proba")``, or
+tune it with ``TunedThresholdClassifierCV`` and one of the scorers below (or
+``"balanced_accuracy"``); see ``docs/evaluation.md``.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 from sklearn.metrics import (
@@ -16,6 +24,7 @@ from sklearn.metrics import (
     precision_score,
     recall_score,
     roc_auc_score,
+    roc_curve,
 )
 
 
@@ -133,9 +142,98 @@ def format_report(report: dict) -> str:
 
 
 def report_to_json(report: dict) -> str:
-    """Serialize :func:`evaluation_report` output (NaN becomes null)."""
-    clean = {
-        key: (None if isinstance(value, float) and np.isnan(value) else value)
-        for key, value in report.items()
-    }
-    return json.dumps(clean, indent=2)
+    """Serialize :func:`evaluation_report` output (NaN becomes null).
+
+    Nested dicts and lists (e.g. the rows of :func:`idcclf.slides.patient_table`)
+    and NumPy scalars are converted too, so the result is always strict JSON.
+    """
+    return json.dumps(_json_clean(report), indent=2, allow_nan=False)
+
+
+def _json_clean(value):
+    if isinstance(value, dict):
+        return {key: _json_clean(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_clean(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return _json_clean(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def choose_threshold(
+    y_true, proba, *, target_sensitivity: float | None = None, pos_label=1
+) -> float:
+    """Choose a decision threshold on validation data.
+
+    A patch is called IDC when its probability is at least the threshold, as in
+    :func:`evaluation_report` and scikit-learn's ``FixedThresholdClassifier``.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels of validation patches; both classes must be present.
+    proba : array-like of shape (n_samples,) or (n_samples, 2)
+        Probability of the positive class, or ``predict_proba`` output whose last
+        column is the positive class.
+    target_sensitivity : float in (0, 1] or None, default=None
+        With a value, return the highest threshold whose sensitivity on this data
+        reaches it (the most specific operating point that still finds that share of
+        the IDC patches). Without, return the threshold maximizing balanced accuracy
+        (the mean of sensitivity and specificity); ties go to the highest threshold.
+    pos_label : label, default=1
+        The IDC (positive) label.
+
+    Returns
+    -------
+    float
+        One of the probabilities in ``proba``, so that the choice is exact on this
+        data: any threshold between it and the next lower probability predicts the
+        same.
+
+    Raises
+    ------
+    ValueError
+        If ``y_true`` lacks a class, the shapes disagree, or ``target_sensitivity``
+        is outside (0, 1].
+
+    Examples
+    --------
+    >>> choose_threshold([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9])
+    0.9
+    >>> choose_threshold([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9], target_sensitivity=1.0)
+    0.4
+    """
+    positive, proba = _binary_inputs(y_true, proba, pos_label)
+    if not 0 < positive.sum() < len(positive):
+        raise ValueError(
+            "choose_threshold needs validation data with both classes, got "
+            f"{int(positive.sum())} positive of {len(positive)} samples"
+        )
+    if target_sensitivity is not None:
+        if not 0.0 < target_sensitivity <= 1.0:
+            raise ValueError(f"target_sensitivity must be in (0, 1], got {target_sensitivity!r}")
+        scores = np.sort(proba[positive])[::-1]
+        # The k-th highest positive score keeps k positives at or above it. The small
+        # tolerance keeps e.g. 0.9 * 10 = 9.000000000000002 from demanding 10 of 10.
+        k = max(1, math.ceil(target_sensitivity * len(scores) - 1e-9))
+        return float(scores[k - 1])
+    fpr, tpr, thresholds = roc_curve(positive, proba, drop_intermediate=False)
+    # thresholds[0] is +inf (nothing predicted positive); its balanced accuracy is 0.5,
+    # never more than that of the lowest score (everything positive), so skip it.
+    balanced = (tpr[1:] + 1.0 - fpr[1:]) / 2.0
+    return float(thresholds[1:][int(np.argmax(balanced))])
+
+
+def _binary_inputs(y_true, proba, pos_label) -> tuple[np.ndarray, np.ndarray]:
+    """Positive mask and 1-D positive-class probabilities, checked to match."""
+    y_true = np.asarray(y_true)
+    proba = np.asarray(proba, dtype=float)
+    if proba.ndim == 2:
+        proba = proba[:, -1]
+    if proba.shape != y_true.shape:
+        raise ValueError(f"proba has shape {proba.shape} but y_true has shape {y_true.shape}")
+    return y_true == pos_label, proba

@@ -1,0 +1,104 @@
+"""``idcclf heatmap``: one patient's tissue, predicted IDC map and true IDC map."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ._common import CLIError
+from .evaluate import add_skip_bad_files, check_model_path, check_threshold, load_error, one_line
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "heatmap",
+        help="draw a patient's tissue with the predicted and the true IDC regions",
+        description="Predict every patch of one patient folder (<patient>/0/*.png and "
+        "<patient>/1/*.png) with a model saved by 'idcclf train', place the patches at the "
+        "x, y coordinates in their file names, and draw side by side the rebuilt tissue, "
+        "the predicted IDC probability map and the ground-truth IDC map as a PNG.",
+    )
+    parser.add_argument(
+        "model", type=Path, metavar="MODEL", help="model file written by 'idcclf train' (joblib)"
+    )
+    parser.add_argument(
+        "patient_dir",
+        type=Path,
+        metavar="PATIENT_DIR",
+        help="one patient's folder, holding 0/ and 1/ subfolders of PNG patches",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="PNG file to write (default: heatmap_<patient>.png in the current folder)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="outline the patches whose IDC probability is at least this (default: 0.5)",
+    )
+    add_skip_bad_files(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_threshold(args.threshold)
+    check_model_path(args.model)
+    patient_dir = args.patient_dir
+    if not patient_dir.is_dir():
+        raise CLIError(f"{patient_dir}: no such patient folder")
+    if not any((patient_dir / label).is_dir() for label in ("0", "1")):
+        raise CLIError(
+            f"{patient_dir}: not a patient folder (expected 0/ and 1/ subfolders of PNG patches)"
+        )
+    patient = patient_dir.resolve().name
+    out = args.out if args.out is not None else Path(f"heatmap_{patient}.png")
+    if out.is_dir():
+        raise CLIError(f"--out {out}: is a directory; give the PNG file to write")
+
+    from ._common import load_model
+
+    model = load_model(args.model)
+
+    from ..datasets import load_idc
+
+    try:
+        data = load_idc(
+            patient_dir.resolve().parent,
+            patients=[patient],
+            cache=False,
+            on_error="skip" if args.skip_bad_files else "raise",
+        )
+    except (ValueError, OSError) as exc:
+        raise load_error(exc) from None
+
+    from ..slides import patient_table, plot_heatmap
+
+    try:
+        proba = model.predict_proba(data.data)[:, -1]
+    except ValueError as exc:
+        raise CLIError(f"{args.model}: cannot predict these patches ({one_line(exc)})") from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot_heatmap(
+        data.data,
+        data.coords,
+        proba,
+        data.target,
+        out,
+        threshold=args.threshold,
+        title=f"patient {patient}",
+    )
+    (row,) = patient_table(data.groups, data.target, proba, threshold=args.threshold)
+    print(
+        f"patient {patient}: {row['n_patches']} patches, {row['n_idc_true']} IDC, "
+        f"{row['n_idc_pred']} predicted IDC (threshold {args.threshold:g}), "
+        f"mean probability {row['mean_proba']:.3f}, "
+        f"sensitivity {_maybe(row['sensitivity'])}, specificity {_maybe(row['specificity'])}"
+    )
+    print(f"saved {out}")
+    return 0
+
+
+def _maybe(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
