@@ -115,3 +115,27 @@ def quiet_tensorflow_start() -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def split_model_argument(items: list[Path]) -> tuple[Path | None, list[Path]]:
+    """Tell an optional leading MODEL file from the PNG paths that follow it.
+
+    The first item is the model when it is a file that is not a PNG; otherwise every
+    item is a path and the bundled pretrained model is meant (``None``).
+    """
+    first = items[0]
+    if first.is_file() and first.suffix.lower() != ".png":
+        return first, items[1:]
+    return None, items
+
+
+def load_model_or_pretrained(path: Path | None):
+    """The model saved at ``path``, or the bundled pretrained one when ``path`` is None."""
+    if path is not None:
+        return load_model(path)
+    from ..pretrained import load_pretrained
+
+    try:
+        return load_pretrained()
+    except FileNotFoundError as exc:
+        raise CLIError(f"{exc}; pass a MODEL file") from None

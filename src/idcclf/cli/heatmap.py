@@ -16,16 +16,18 @@ def add_parser(subparsers) -> None:
         description="Predict every patch of one patient folder (<patient>/0/*.png and "
         "<patient>/1/*.png) with a model saved by 'idcclf train', place the patches at the "
         "x, y coordinates in their file names, and draw side by side the rebuilt tissue, "
-        "the predicted IDC probability map and the ground-truth IDC map as a PNG.",
+        "the predicted IDC probability map and the ground-truth IDC map as a PNG. Without "
+        "MODEL, the pretrained CancerNet bundled with idcclf is used.",
+        usage="idcclf heatmap [-h] [--out FILE.png] [--threshold T] [--skip-bad-files] "
+        "[MODEL] PATIENT_DIR",
     )
     parser.add_argument(
-        "model", type=Path, metavar="MODEL", help="model file written by 'idcclf train' (joblib)"
-    )
-    parser.add_argument(
-        "patient_dir",
+        "items",
         type=Path,
-        metavar="PATIENT_DIR",
-        help="one patient's folder, holding 0/ and 1/ subfolders of PNG patches",
+        nargs="+",
+        metavar="[MODEL] PATIENT_DIR",
+        help="optional model file written by 'idcclf train' (joblib; default: the bundled "
+        "pretrained CancerNet), then one patient's folder holding 0/ and 1/ subfolders",
     )
     parser.add_argument(
         "--out",
@@ -44,8 +46,12 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_threshold(args.threshold)
-    check_model_path(args.model)
-    patient_dir = args.patient_dir
+    if len(args.items) > 2:
+        raise CLIError("expected [MODEL] PATIENT_DIR, got more than two paths")
+    model_path = args.items[0] if len(args.items) == 2 else None
+    if model_path is not None:
+        check_model_path(model_path)
+    patient_dir = args.items[-1]
     if not patient_dir.is_dir():
         raise CLIError(f"{patient_dir}: no such patient folder")
     if not any((patient_dir / label).is_dir() for label in ("0", "1")):
@@ -57,9 +63,9 @@ def run(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise CLIError(f"--out {out}: is a directory; give the PNG file to write")
 
-    from ._common import load_model
+    from ._common import load_model_or_pretrained
 
-    model = load_model(args.model)
+    model = load_model_or_pretrained(model_path)
 
     from ..datasets import load_idc
 
@@ -78,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         proba = model.predict_proba(data.data)[:, -1]
     except ValueError as exc:
-        raise CLIError(f"{args.model}: cannot predict these patches ({one_line(exc)})") from None
+        raise CLIError(
+            f"{model_path or 'pretrained model'}: cannot predict these patches ({one_line(exc)})"
+        ) from None
     out.parent.mkdir(parents=True, exist_ok=True)
     plot_heatmap(
         data.data,

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import CLIError, existing_file, existing_path
+from ._common import (
+    CLIError,
+    existing_path,
+    load_model_or_pretrained,
+    split_model_argument,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -14,20 +19,17 @@ def add_parser(subparsers) -> None:
         help="print the IDC probability of each PNG patch",
         description="Print the IDC probability of each PNG file given, or of every PNG "
         "under each folder given (searched recursively, in sorted order). Patches smaller "
-        "than 50x50 are padded with white, as in training.",
+        "than 50x50 are padded with white, as in training. Without MODEL, the pretrained "
+        "CancerNet bundled with idcclf is used.",
+        usage="idcclf predict [-h] [--threshold T] [MODEL] PATH [PATH ...]",
     )
     parser.add_argument(
-        "model",
-        type=existing_file,
-        metavar="MODEL",
-        help="model file written by 'idcclf train' (joblib)",
-    )
-    parser.add_argument(
-        "paths",
+        "items",
         type=existing_path,
         nargs="+",
-        metavar="PATH",
-        help="PNG files or folders of PNG files",
+        metavar="[MODEL] PATH",
+        help="optional model file written by 'idcclf train' (joblib), then PNG files or "
+        "folders of PNG files",
     )
     parser.add_argument(
         "--threshold",
@@ -55,11 +57,13 @@ def collect_pngs(paths: list[Path]) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.threshold <= 1.0:
         raise CLIError(f"--threshold {args.threshold} must be in [0, 1]")
-    files = collect_pngs(args.paths)
+    model_path, paths = split_model_argument(args.items)
+    if not paths:
+        raise CLIError(f"{model_path}: no PNG files or folders given after MODEL")
+    files = collect_pngs(paths)
     from ..datasets import load_patches
-    from ._common import load_model
 
-    model = load_model(args.model)
+    model = load_model_or_pretrained(model_path)
     try:
         patches = load_patches(files)
     except ValueError as exc:

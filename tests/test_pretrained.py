@@ -1,0 +1,56 @@
+"""The shipped CancerNet weights and the save / load round trip behind them."""
+
+import json
+
+import numpy as np
+import pytest
+
+from idcclf import IDCClassifier, load_pretrained, load_sample
+from idcclf.pretrained import CONFIG, PRETRAINED_DIR, WEIGHTS, save_pretrained
+
+
+@pytest.fixture(scope="module")
+def sample():
+    bunch = load_sample()
+    return bunch.data[::8], bunch.target[::8], bunch.groups[::8]
+
+
+def test_save_and_load_round_trip(tmp_path, sample):
+    X, y, _ = sample
+    clf = IDCClassifier(
+        filters=(4, 8, 8), dense_units=8, epochs=1, random_state=0, validation_fraction=0
+    ).fit(X, y)
+    save_pretrained(clf, tmp_path, info={"command": "test"})
+    loaded = load_pretrained(tmp_path)
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    assert loaded.get_params() == {
+        **clf.get_params(),
+        "filters": [4, 8, 8],
+        "convs_per_block": [1, 2, 3],
+        "input_shape": [50, 50, 3],
+    }
+    assert loaded.pretrained_info_ == {"command": "test"}
+    assert not list(tmp_path.glob(".*.tmp")), "temporary files left behind"
+
+
+def test_missing_files_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=CONFIG):
+        load_pretrained(tmp_path)
+
+
+def test_shipped_model_is_small_and_loads():
+    assert (PRETRAINED_DIR / WEIGHTS).stat().st_size <= 5 * 1024 * 1024
+    clf = load_pretrained()
+    np.testing.assert_array_equal(clf.classes_, [0, 1])
+    info = json.loads((PRETRAINED_DIR / CONFIG).read_text())["info"]
+    assert "command" in info and "cross_validation" in info
+
+
+def test_shipped_model_separates_the_sample(sample):
+    X, y, _ = sample
+    from sklearn.metrics import roc_auc_score
+
+    proba = load_pretrained().predict_proba(X)[:, 1]
+    # the sample's patients are among those it was trained on, so this checks that the
+    # weights load into the right layers, not how well it generalizes (see docs)
+    assert roc_auc_score(y, proba) > 0.9
