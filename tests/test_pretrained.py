@@ -51,6 +51,7 @@ def test_shipped_model_separates_the_sample(sample):
     from sklearn.metrics import roc_auc_score
 
     proba = load_pretrained().predict_proba(X)[:, 1]
-    # the sample's patients are among those it was trained on, so this checks that the
-    # weights load into the right layers, not how well it generalizes (see docs)
-    assert roc_auc_score(y, proba) > 0.9
+    # 9 of the sample's 12 patients were in its training set, so this checks that the
+    # weights load into the right layers (a mis-loaded net scores ~0.5), not how well
+    # the model generalizes: that is measured by patient-grouped CV (docs/evaluation.md)
+    assert roc_auc_score(y, proba) > 0.85
