@@ -45,6 +45,8 @@ OPTIMIZERS = {
 
 #: Training patches used to re-estimate batch-normalization statistics after fit.
 RECALIBRATION_SAMPLES = 4096
+#: The same, before each epoch's validation: enough for stable statistics, cheap per epoch.
+EPOCH_RECALIBRATION_SAMPLES = 1024
 
 #: Batch size for inference: larger batches amortize per-step overhead, memory is small.
 PREDICT_BATCH_SIZE = 256
@@ -433,9 +435,17 @@ batch_norm, separable, dense_units
         )
         train_weights = None if sample_weight is None else sample_weight[train]
         weights = self._training_weights(y[train], train_weights)
+        X_train, y_train = (X, y) if val is None else (X[train], y[train])
+        recalibrate = self.recalibrate_batch_norm and self.batch_norm
         tracker = _BestEpochTracker(
             monitor="loss" if val is None else "val_loss",
             patience=self.n_iter_no_change if self.early_stopping else None,
+            validation=None if val is None else (X[val], y[val]),
+            recalibration_X=(
+                self._recalibration_subset(X_train, EPOCH_RECALIBRATION_SAMPLES)
+                if recalibrate and val is not None
+                else None
+            ),
         )
         callbacks = [keras.callbacks.TerminateOnNaN(), tracker]
         checkpoint = None
@@ -451,9 +461,6 @@ batch_norm, separable, dense_units
             callbacks=callbacks,
             shuffle=True,
         )
-        X_train, y_train = (X, y) if val is None else (X[train], y[train])
-        if val is not None:
-            fit_args["validation_data"] = (X[val], y[val])
         interrupted = False
         try:
             if initial_epoch < epochs:
@@ -466,11 +473,10 @@ batch_norm, separable, dense_units
         self.best_epoch_ = tracker.best_epoch if (self.early_stopping or interrupted) else None
         if (self.early_stopping or interrupted) and tracker.best_weights is not None:
             self.model_.set_weights(tracker.best_weights)
-        if self.recalibrate_batch_norm and self.batch_norm:
-            rng = np.random.default_rng(self._random_state)
-            n = min(len(X_train), RECALIBRATION_SAMPLES)
-            subset = np.sort(rng.choice(len(X_train), size=n, replace=False))
-            _recalibrate_batch_norm(self.model_, X_train[subset])
+        if recalibrate:
+            subset = self._recalibration_subset(X_train, RECALIBRATION_SAMPLES)
+            _recalibrate_batch_norm(self.model_, subset)
+
         if interrupted:
             if not self.history_:
                 raise KeyboardInterrupt("training interrupted before the first epoch ended")
@@ -480,6 +486,11 @@ batch_norm, separable, dense_units
                 UserWarning,
                 stacklevel=4,
             )
+
+    def _recalibration_subset(self, X_train: np.ndarray, n: int) -> np.ndarray:
+        rng = np.random.default_rng(self._random_state)
+        n = min(len(X_train), n)
+        return X_train[np.sort(rng.choice(len(X_train), size=n, replace=False))]
 
     def _checkpoint_fingerprint(self, y, groups) -> dict:
         """What must match for a checkpoint to be resumed: settings and training labels."""
@@ -663,19 +674,41 @@ class _BestEpochTracker(keras.callbacks.Callback):
     the history and best weights survive an interrupted fit.
     """
 
-    def __init__(self, monitor: str, patience: int | None):
+    def __init__(
+        self,
+        monitor: str,
+        patience: int | None,
+        validation: tuple[np.ndarray, np.ndarray] | None = None,
+        recalibration_X: np.ndarray | None = None,
+    ):
         super().__init__()
         self.monitor = monitor
         self.patience = patience
+        self.validation = validation
+        self.recalibration_X = recalibration_X
         self.history: dict[str, list[float]] = {}
         self.best = math.inf
         self.best_epoch: int | None = None
         self.best_weights = None
 
     def on_epoch_end(self, epoch, logs=None):
-        for key, value in (logs or {}).items():
+        logs = {} if logs is None else logs
+        if self.validation is not None:
+            # Validation here rather than through Keras' validation_data: the running
+            # batch-norm statistics lag behind the weights, which makes the network
+            # look far worse than it is; scoring with re-estimated statistics shows what
+            # the fitted model will do. Updating ``logs`` in place lets the progress bar,
+            # which runs after this callback, print the figures.
+            if self.recalibration_X is not None:
+                _recalibrate_batch_norm(self.model, self.recalibration_X)
+            X_val, y_val = self.validation
+            scores = self.model.evaluate(
+                X_val, y_val, batch_size=PREDICT_BATCH_SIZE, verbose=0, return_dict=True
+            )
+            logs.update({f"val_{name}": value for name, value in scores.items()})
+        for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
-        value = (logs or {}).get(self.monitor)
+        value = logs.get(self.monitor)
         if value is not None and value < self.best:
             self.best, self.best_epoch = float(value), epoch + 1
             self.best_weights = self.model.get_weights()
