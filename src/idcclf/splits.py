@@ -1,11 +1,23 @@
-"""Train / validation / test splits that keep every patient on one side."""
+"""Train / validation / test splits that keep every patient on one side.
+
+:func:`patient_split` splits sample indices, :func:`split_by_patient` a loaded data
+set, and :func:`materialize_split` a folder tree of patch files (``idcclf split``).
+"""
 
 from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
 
 SPLIT_NAMES = ("train", "val", "test")
+#: Folder of each part written by :func:`materialize_split`, as in the tutorial.
+SPLIT_FOLDERS = {"train": "training", "val": "validation", "test": "testing"}
 #: Random patient orders tried; the one closest to the target sizes and class balance wins.
 _N_TRIALS = 500
 
@@ -143,3 +155,197 @@ def split_by_patient(
         }
         parts[name] = Bunch(**fields)
     return Bunch(**parts)
+
+
+# ----------------------------------------------------------------------- file trees
+
+
+def scan_patch_tree(root: str | os.PathLike[str]) -> Bunch:
+    """List the patch files of an IDC tree without decoding them.
+
+    The tree is laid out as ``<root>/<patient>/<0|1>/<patient>_idx5_x<X>_y<Y>_class<C>.png``
+    (see :func:`idcclf.load_idc`). Patient and label come from the file name, parsed
+    with :func:`idcclf.datasets.parse_patch_filename`, and must agree with the folders.
+    Hidden entries and files not ending in ``.png`` are ignored, as the loader does.
+
+    Parameters
+    ----------
+    root : str or path-like
+        Folder holding one folder per patient.
+
+    Returns
+    -------
+    Bunch
+        ``paths`` (list of Path, sorted), ``groups`` (str array: patient of each file)
+        and ``target`` (int array: 0 = no IDC, 1 = IDC).
+
+    Raises
+    ------
+    FileNotFoundError, NotADirectoryError
+        If ``root`` is missing or not a folder.
+    ValueError
+        If a ``.png`` name does not parse or disagrees with its folders (naming the
+        file), or if there is no patch at all.
+    """
+    from .datasets import parse_patch_filename
+
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: no such directory")
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root}: not a directory")
+    paths, groups, target = [], [], []
+    for patient_dir in sorted(p for p in root.iterdir() if _visible_dir(p)):
+        for label_dir in sorted(p for p in patient_dir.iterdir() if _visible_dir(p)):
+            if label_dir.name not in ("0", "1"):
+                continue
+            for path in sorted(label_dir.iterdir()):
+                if path.name.startswith(".") or path.suffix.lower() != ".png":
+                    continue
+                if not path.is_file():
+                    continue
+                try:
+                    patient, _, _, label = parse_patch_filename(path.name)
+                except ValueError as exc:
+                    raise ValueError(f"{path}: {exc}") from None
+                if patient != patient_dir.name or str(label) != label_dir.name:
+                    raise ValueError(
+                        f"{path}: the name says patient {patient}, class {label}, but the "
+                        f"file is in {patient_dir.name}/{label_dir.name}/"
+                    )
+                paths.append(path)
+                groups.append(patient)
+                target.append(label)
+    if not paths:
+        hint = ""
+        if {p.name for p in root.iterdir() if p.is_dir()} & {"0", "1"}:
+            hint = " (it looks like a single patient's folder: pass its parent)"
+        raise ValueError(f"{root}: no IDC patches found, expected <patient>/<0|1>/<name>.png{hint}")
+    return Bunch(
+        paths=paths,
+        groups=np.array(groups, dtype=str),
+        target=np.array(target, dtype=np.int64),
+    )
+
+
+def _visible_dir(path: Path) -> bool:
+    return path.is_dir() and not path.name.startswith(".") and path.name != "__MACOSX"
+
+
+def materialize_split(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    train_size: float = 0.8,
+    val_size: float = 0.1,
+    link: bool = False,
+    force: bool = False,
+    random_state: int | np.random.RandomState | None = 0,
+) -> Bunch:
+    """Copy (or hard-link) an IDC tree into ``training/``, ``validation/``, ``testing/``.
+
+    Patients are assigned to parts with :func:`patient_split`; each part gets ``0/``
+    and ``1/`` folders holding its patients' files under their own names (the layout
+    of the tutorial's ``build_dataset.py``, read by Keras' ``image_dataset_from_directory``).
+
+    The parts are first written into a temporary folder inside ``dst`` and then renamed
+    into place, so an interrupted run leaves no half-filled part behind.
+
+    Parameters
+    ----------
+    src : str or path-like
+        IDC tree, ``<patient>/<0|1>/*.png``.
+    dst : str or path-like
+        Output folder; created if missing. It must be empty unless ``force``.
+    train_size, val_size : float, default=0.8, 0.1
+        Target shares of patches; the test part gets the rest. ``val_size=0`` leaves
+        ``validation/`` empty.
+    link : bool, default=False
+        Hard-link the files instead of copying them (no extra disk space; ``src`` and
+        ``dst`` must be on one file system).
+    force : bool, default=False
+        Write into a non-empty ``dst``: its ``training/``, ``validation/`` and
+        ``testing/`` folders are replaced as a whole (a file left from an earlier split
+        could put a patient in two parts); anything else in ``dst`` is left alone.
+        The replaced folders are listed in the result.
+    random_state : int, RandomState or None, default=0
+        Seed of the patient assignment.
+
+    Returns
+    -------
+    Bunch
+        ``parts``: for each of ``train``, ``val``, ``test`` a Bunch with ``folder``,
+        ``patients`` (sorted list) and ``counts`` (``{0: n, 1: n}``); ``replaced``:
+        folders of ``dst`` that were replaced; ``n_files``; ``linked``.
+
+    Raises
+    ------
+    FileExistsError
+        If ``dst`` is not empty and ``force`` is False, or is a file.
+    ValueError
+        For a bad tree (see :func:`scan_patch_tree`), bad sizes, too few patients, or
+        ``dst`` equal to ``src``.
+    OSError
+        If a file cannot be copied or linked (e.g. ``link`` across file systems).
+    """
+    src, dst = Path(src), Path(dst)
+    tree = scan_patch_tree(src)
+    if dst.exists() and not dst.is_dir():
+        raise FileExistsError(f"{dst}: exists and is not a directory")
+    if dst.resolve() == src.resolve():
+        raise ValueError(f"{dst}: the destination must differ from the source tree")
+    for folder in SPLIT_FOLDERS.values():
+        replaced_folder = (dst / folder).resolve()
+        if replaced_folder == src.resolve() or replaced_folder in src.resolve().parents:
+            raise ValueError(
+                f"{src}: the source lies in {dst / folder}, which the split would replace"
+            )
+    if dst.exists() and any(dst.iterdir()) and not force:
+        raise FileExistsError(
+            f"{dst}: not empty; pass --force (force=True) to replace its training/, "
+            "validation/ and testing/ folders"
+        )
+    indices = patient_split(
+        tree.groups,
+        tree.target,
+        train_size=train_size,
+        val_size=val_size,
+        random_state=random_state,
+    )
+    transfer = os.link if link else shutil.copy2
+    dst.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=dst, prefix=".idcclf-split-"))
+    parts, replaced = {}, []
+    try:
+        for name, index in zip(SPLIT_NAMES, indices, strict=True):
+            folder = staging / SPLIT_FOLDERS[name]
+            for label in ("0", "1"):
+                (folder / label).mkdir(parents=True)
+            for i in index:
+                path = tree.paths[i]
+                try:
+                    transfer(path, folder / str(tree.target[i]) / path.name)
+                except OSError as exc:
+                    if link and exc.errno == errno.EXDEV:
+                        raise OSError(
+                            exc.errno,
+                            f"cannot hard-link {path} into {dst}: they are on different "
+                            "file systems; copy instead (no --link)",
+                        ) from None
+                    raise
+            parts[name] = Bunch(
+                folder=dst / SPLIT_FOLDERS[name],
+                patients=sorted(np.unique(tree.groups[index]).tolist()),
+                counts={label: int(np.sum(tree.target[index] == label)) for label in (0, 1)},
+            )
+        old = staging / ".replaced"
+        old.mkdir()
+        for name in SPLIT_NAMES:
+            target = dst / SPLIT_FOLDERS[name]
+            if target.exists() or target.is_symlink():
+                target.rename(old / SPLIT_FOLDERS[name])
+                replaced.append(target)
+            (staging / SPLIT_FOLDERS[name]).rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Bunch(parts=parts, replaced=replaced, n_files=len(tree.paths), linked=link)

@@ -20,6 +20,8 @@ COMMANDS = {
     "predict": "predict",
     "evaluate": "evaluate",
     "heatmap": "heatmap",
+    "split": "split",
+    "study": "study",
 }
 
 

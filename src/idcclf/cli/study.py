@@ -1,0 +1,162 @@
+"""``idcclf study``: run a named model-selection study with folds by patient."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ._common import CLIError, existing_dir, output_dir, positive_int, quiet_tensorflow_start
+
+DEFAULT_EPOCHS = 5
+
+
+def add_parser(subparsers) -> None:
+    from ..studies import STUDIES
+
+    listing = "; ".join(f"{name}: {study.question}" for name, study in STUDIES.items())
+    parser = subparsers.add_parser(
+        "study",
+        help="compare CancerNet settings with a grid search over folds by patient",
+        description="Run a named study, a grid search of CancerNet settings with "
+        "cross-validation by patient, scored by balanced accuracy (which picks the best), "
+        "sensitivity, specificity, F1 and ROC AUC. Writes NAME.csv, NAME.md (table of "
+        "mean ± std over folds, fit times, summary) and NAME.png in --out. Studies: "
+        f"{listing}",
+    )
+    parser.add_argument("name", metavar="NAME", choices=sorted(STUDIES), help="study to run")
+    parser.add_argument(
+        "--data",
+        metavar="DIR",
+        type=existing_dir,
+        help="root of <patient>/<0|1>/*.png (default: the bundled sample)",
+    )
+    parser.add_argument(
+        "--cv", metavar="K", type=positive_int, default=3, help="folds by patient (default: 3)"
+    )
+    parser.add_argument(
+        "--epochs",
+        metavar="N",
+        type=positive_int,
+        default=DEFAULT_EPOCHS,
+        help=f"training epochs of every fit (default: {DEFAULT_EPOCHS})",
+    )
+    parser.add_argument(
+        "--n-jobs",
+        metavar="N",
+        type=int,
+        default=1,
+        help="fits run in parallel, each with cores/n-jobs TensorFlow threads unless "
+        "IDCCLF_TF_THREADS is set; -1 = all cores (default: 1)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        type=output_dir,
+        default=Path("idcclf-study"),
+        help="output folder (default: ./idcclf-study)",
+    )
+    parser.add_argument(
+        "--max-per-class",
+        metavar="N",
+        type=positive_int,
+        help="load at most N patches per class, picked at random (this balances the classes)",
+    )
+    parser.add_argument(
+        "--max-patches",
+        metavar="N",
+        type=positive_int,
+        help="use at most N patches, picked at random with the class ratio kept",
+    )
+    parser.add_argument(
+        "--no-refit",
+        action="store_true",
+        help="skip refitting the best setting on all the data at the end",
+    )
+    parser.add_argument(
+        "--random-state",
+        metavar="N",
+        type=int,
+        default=0,
+        help="seed of folds, subsets and training (default: 0)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no per-fit progress")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.n_jobs == 0:
+        raise CLIError("--n-jobs must not be 0 (1 = sequential, -1 = all cores)")
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    from ..datasets import load_idc, load_sample
+
+    started = time.perf_counter()
+    options = {"max_per_class": args.max_per_class, "random_state": args.random_state}
+    try:
+        data = load_sample(**options) if args.data is None else load_idc(args.data, **options)
+    except (ValueError, OSError) as exc:
+        raise CLIError(str(exc)) from None
+    X, y, groups = data.data, data.target, data.groups
+    if args.max_patches is not None and args.max_patches < len(y):
+        from ..studies import stratified_subset
+
+        keep = stratified_subset(y, args.max_patches, random_state=args.random_state)
+        X, y, groups = X[keep], y[keep], groups[keep]
+    source = "bundled sample" if args.data is None else str(args.data)
+    if not args.quiet:
+        print(
+            f"data: {source}: {len(y)} patches, {len(set(groups))} patients, "
+            f"{int(y.sum())} IDC ({time.perf_counter() - started:.1f} s to load)",
+            flush=True,
+        )
+
+    quiet_tensorflow_start()
+    import tensorflow as tf
+
+    # Retracing notices from every new model are noise in a run of many fits.
+    tf.get_logger().setLevel("ERROR")
+
+    from ..studies import run_study
+
+    try:
+        result = run_study(
+            args.name,
+            X,
+            y,
+            groups,
+            cv=args.cv,
+            epochs=args.epochs,
+            n_jobs=args.n_jobs,
+            random_state=args.random_state,
+            refit=not args.no_refit,
+            verbose=0 if args.quiet else 1,
+        )
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    notes = (
+        f"Data: {source}, {len(y)} patches of {len(set(groups))} patients "
+        f"({int(y.sum())} IDC).\n\nCommand: `{_command(args)}`\n"
+    )
+    paths = result.save(args.out, notes=notes)
+    print(result.to_markdown())
+    print(result.summary())
+    print(f"saved {paths['csv']}, {paths['markdown']}, {paths['plot']}")
+    print(f"done in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line that reproduces this run, every option spelled out."""
+    parts = ["idcclf", "study", args.name]
+    if args.data is not None:
+        parts += ["--data", str(args.data)]
+    parts += ["--cv", str(args.cv), "--epochs", str(args.epochs), "--n-jobs", str(args.n_jobs)]
+    for option in ("max_per_class", "max_patches"):
+        value = getattr(args, option)
+        if value is not None:
+            parts += [f"--{option.replace('_', '-')}", str(value)]
+    if args.no_refit:
+        parts.append("--no-refit")
+    parts += ["--random-state", str(args.random_state)]
+    return " ".join(parts)
