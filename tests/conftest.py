@@ -1,6 +1,12 @@
 """Shared pytest fixtures."""
 
+import os
 from pathlib import Path
+
+# scikit-learn's array-API check of IDCClassifier (NumPy inputs with array-API dispatch
+# on) runs only when SciPy is in array-API mode, which must be chosen before SciPy is
+# first imported; without it the check is skipped.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
 import pytest
 
