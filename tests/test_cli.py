@@ -1,30 +1,20 @@
 """The `idcclf` command line: train and predict end to end on real patches."""
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _trees import make_sample_tree
 
 from idcclf.cli import main
-from idcclf.datasets import sample_path
 
 
 @pytest.fixture(scope="module")
 def tiny_tree(tmp_path_factory):
     """5 real patients from the bundled sample, up to 16 patches per class each."""
-    root = tmp_path_factory.mktemp("idc")
-    source = sample_path()
-    patients = sorted(p.name for p in source.iterdir() if p.is_dir())[:5]
-    for patient in patients:
-        for label in ("0", "1"):
-            files = sorted((source / patient / label).glob("*.png"))[:16]
-            (root / patient / label).mkdir(parents=True)
-            for f in files:
-                shutil.copy(f, root / patient / label / f.name)
-    return root
+    return make_sample_tree(tmp_path_factory.mktemp("idc"), n_patients=5, per_class=16)
 
 
 @pytest.fixture(scope="module")

@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
+from _trees import make_sample_tree
 
 from idcclf.cli import main
-from idcclf.datasets import sample_path
 
 PARTS = ("training", "validation", "testing")
-
-
-def make_tree(root, n_patients=6, per_class=4):
-    """A small real IDC tree: copies of files of the bundled sample."""
-    src = sample_path()
-    for patient in sorted(p.name for p in src.iterdir() if p.is_dir())[:n_patients]:
-        for label in ("0", "1"):
-            folder = root / patient / label
-            folder.mkdir(parents=True)
-            for path in sorted((src / patient / label).glob("*.png"))[:per_class]:
-                shutil.copy2(path, folder / path.name)
-    return root
 
 
 def _patients(folder):
@@ -37,7 +24,7 @@ def _run(capsys, *argv):
 
 @pytest.fixture
 def src(tmp_path):
-    return make_tree(tmp_path / "src", n_patients=6, per_class=4)
+    return make_sample_tree(tmp_path / "src", n_patients=6, per_class=4)
 
 
 def test_split_makes_three_parts_by_patient(src, tmp_path, capsys):
@@ -145,14 +132,14 @@ def test_shares_that_leave_no_part_are_refused(src, tmp_path, capsys, options, m
 
 
 def test_too_few_patients(tmp_path, capsys):
-    src = make_tree(tmp_path / "src", n_patients=2, per_class=1)
+    src = make_sample_tree(tmp_path / "src", n_patients=2, per_class=1)
     status, _, err = _run(capsys, src, tmp_path / "dst")
     assert status == 2 and "at least 3 patients" in err
 
 
 def test_source_inside_a_replaced_folder_is_refused(tmp_path, capsys):
     dst = tmp_path / "dst"
-    src = make_tree(dst / "training" / "idc", n_patients=3, per_class=1)
+    src = make_sample_tree(dst / "training" / "idc", n_patients=3, per_class=1)
     status, _, err = _run(capsys, src, dst, "--force")
     assert status == 2 and "would replace" in err
     assert len(list(src.glob("*/*/*.png"))) == 6

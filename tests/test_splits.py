@@ -6,9 +6,9 @@ import shutil
 
 import numpy as np
 import pytest
+from _trees import make_sample_tree
 from sklearn.utils import Bunch
 
-from idcclf.datasets import sample_path
 from idcclf.splits import (
     materialize_split,
     patient_split,
@@ -23,18 +23,6 @@ def _groups_and_labels(n_patients=10, per_patient=20, seed=0):
     groups = np.repeat([f"p{i}" for i in range(n_patients)], sizes)
     y = (rng.random(len(groups)) < 0.3).astype(int)
     return groups, y
-
-
-def make_tree(root, n_patients=6, per_class=4):
-    """A small real IDC tree: copies of files of the bundled sample."""
-    src = sample_path()
-    for patient in sorted(p.name for p in src.iterdir() if p.is_dir())[:n_patients]:
-        for label in ("0", "1"):
-            folder = root / patient / label
-            folder.mkdir(parents=True)
-            for path in sorted((src / patient / label).glob("*.png"))[:per_class]:
-                shutil.copy2(path, folder / path.name)
-    return root
 
 
 # --------------------------------------------------------------- indices
@@ -94,7 +82,7 @@ def test_split_by_patient_splits_every_per_sample_field():
 
 
 def test_scan_patch_tree_lists_files_without_decoding(tmp_path):
-    root = make_tree(tmp_path / "src", n_patients=3, per_class=2)
+    root = make_sample_tree(tmp_path / "src", n_patients=3, per_class=2)
     (root / "README.txt").write_text("not a patch")
     (root / root.iterdir().__next__().name / "0" / ".hidden.png").write_bytes(b"")
     tree = scan_patch_tree(root)
@@ -107,7 +95,7 @@ def test_scan_patch_tree_lists_files_without_decoding(tmp_path):
 
 
 def test_scan_patch_tree_rejects_a_mislabelled_file(tmp_path):
-    root = make_tree(tmp_path / "src", n_patients=1, per_class=1)
+    root = make_sample_tree(tmp_path / "src", n_patients=1, per_class=1)
     patient = next(root.iterdir())
     wrong = next((patient / "1").iterdir())
     shutil.move(wrong, patient / "0" / wrong.name)
@@ -116,14 +104,14 @@ def test_scan_patch_tree_rejects_a_mislabelled_file(tmp_path):
 
 
 def test_scan_patch_tree_rejects_a_bad_name(tmp_path):
-    root = make_tree(tmp_path / "src", n_patients=1, per_class=1)
+    root = make_sample_tree(tmp_path / "src", n_patients=1, per_class=1)
     (next(root.iterdir()) / "0" / "scan.png").write_bytes(b"x")
     with pytest.raises(ValueError, match="scan.png.*does not match"):
         scan_patch_tree(root)
 
 
 def test_materialize_split_copies_by_patient(tmp_path):
-    src = make_tree(tmp_path / "src")
+    src = make_sample_tree(tmp_path / "src")
     result = materialize_split(src, tmp_path / "dst", train_size=0.6, val_size=0.2)
     seen = {}
     for name, folder in (("train", "training"), ("val", "validation"), ("test", "testing")):
