@@ -86,13 +86,7 @@ def evaluation_report(y_true, proba, *, threshold: float = 0.5, pos_label=1) -> 
         negative/positive), ``n_samples``, ``threshold`` and ``classification_report``
         (text).
     """
-    y_true = np.asarray(y_true)
-    proba = np.asarray(proba, dtype=float)
-    if proba.ndim == 2:
-        proba = proba[:, -1]
-    if proba.shape != y_true.shape:
-        raise ValueError(f"proba has shape {proba.shape} but y_true has shape {y_true.shape}")
-    positive = y_true == pos_label
+    positive, proba = _binary_inputs(y_true, proba, pos_label)
     predicted = proba >= threshold
     both_classes = 0 < positive.sum() < len(positive)
     report = {

@@ -246,13 +246,9 @@ def plot_pr_curve(
 
 
 def _curve_inputs(y_true, proba, pos_label, what: str) -> tuple[np.ndarray, np.ndarray]:
-    y_true = np.asarray(y_true)
-    proba = np.asarray(proba, dtype=float)
-    if proba.ndim == 2:
-        proba = proba[:, -1]
-    if proba.shape != y_true.shape:
-        raise ValueError(f"proba has shape {proba.shape} but y_true has shape {y_true.shape}")
-    positive = y_true == pos_label
+    from .metrics import _binary_inputs
+
+    positive, proba = _binary_inputs(y_true, proba, pos_label)
     if not 0 < positive.sum() < len(positive):
         raise ValueError(
             f"a {what} needs both classes in y_true, got {int(positive.sum())} IDC of "
