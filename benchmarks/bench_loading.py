@@ -3,13 +3,23 @@
 Run from the repository root::
 
     python benchmarks/bench_loading.py                 # ../shared/data/idc
-    python benchmarks/bench_loading.py --data DIR --executor process
+    python benchmarks/bench_loading.py --data DIR --executor thread
 
-Each phase runs in its own Python subprocess, so each peak RSS (``ru_maxrss``) is that
-phase's alone. The cache goes to a fresh temporary ``data_home``, so the first load
-is always a cold decode; the following loads hit the cache. The PNG files themselves
-are read through the OS page cache, which is warm after the first ever run, so the
-cold times are best cases for cold (and the speed-up ratio is conservative).
+Phases, each in its own Python subprocess so that each peak RSS (``ru_maxrss``) is
+that phase's alone:
+
+- ``cold``: ``load_idc`` into a fresh temporary ``data_home`` (decode + cache write);
+- ``cached``: the same call again, ``--cached-runs`` times (default cache check);
+- ``cold full`` / ``cached full``: the same with ``cache_check="full"`` (one stat
+  per file to validate the cache);
+- ``cold mmap``: ``memory_map=True`` into another fresh ``data_home``;
+- ``pillow loop``: the usual hand-written loader, one ``PIL.Image.open`` per file in a
+  Python loop, appended to a list and stacked into a float32 array scaled to [0, 1]
+  (what a from-scratch recipe does; no cache, one core).
+
+The PNG files themselves are read through the OS page cache, which is warm after the
+first ever run, so cold times are best cases for cold (and the ratios conservative).
+The memory budget printed is the target ``1.25 * N * 7500 bytes + 300 MB``.
 """
 
 from __future__ import annotations
@@ -32,13 +42,15 @@ import hashlib, json, resource, sys, time
 import numpy as np
 import idcclf.datasets as ds
 
-data_dir, data_home, executor, n_jobs = sys.argv[1:5]
-ds._EXECUTOR = executor
+data_dir, data_home, executor, n_jobs, cache_check, memory_map = sys.argv[1:7]
+if executor != "auto":
+    ds._EXECUTOR = executor
 n_jobs = None if n_jobs == "None" else int(n_jobs)
 rss_import_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 t0 = time.perf_counter()
-b = ds.load_idc(data_dir, data_home=data_home, n_jobs=n_jobs)
+b = ds.load_idc(data_dir, data_home=data_home, n_jobs=n_jobs, cache_check=cache_check,
+                memory_map=memory_map == "1")
 t_load = time.perf_counter() - t0
 rss_load_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -59,26 +71,63 @@ print(json.dumps({
 }))
 """
 
+PILLOW_LOOP = r"""
+import json, os, resource, sys, time
+import numpy as np
+from PIL import Image
 
-def run_phase(data: Path, data_home: str, executor: str, n_jobs: str) -> dict:
+root = sys.argv[1]
+rss_import_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+t0 = time.perf_counter()
+images, labels = [], []
+for patient in sorted(os.listdir(root)):
+    for label in ("0", "1"):
+        folder = os.path.join(root, patient, label)
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".png"):
+                with Image.open(os.path.join(folder, name)) as im:
+                    im = im.convert("RGB")
+                    if im.size != (50, 50):
+                        im = im.resize((50, 50))
+                    images.append(np.asarray(im))
+                labels.append(int(label))
+X = np.array(images, dtype=np.float32) / 255.0
+y = np.array(labels)
+t_load = time.perf_counter() - t0
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"n": int(len(y)), "load_s": t_load, "touch_s": 0.0,
+                  "rss_import_mib": rss_import_mib, "rss_load_mib": rss, "rss_touch_mib": rss,
+                  "sha256": "", "sum": 0}))
+"""
+
+
+def _run(code: str, *args: str) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(data), data_home, executor, n_jobs],
-        check=True,
-        capture_output=True,
-        text=True,
+        [sys.executable, "-c", code, *args], check=True, capture_output=True, text=True
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_phase(
+    data: Path, data_home: str, executor: str, n_jobs: str, check: str = "fast", mmap: bool = False
+) -> dict:
+    return _run(CHILD, str(data), data_home, executor, n_jobs, check, "1" if mmap else "0")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="IDC root folder")
-    ap.add_argument("--cold-runs", type=int, default=1, help="cold loads (fresh cache each)")
-    ap.add_argument("--cached-runs", type=int, default=5, help="cached loads after the cold one")
+    ap.add_argument("--cached-runs", type=int, default=5, help="cached loads per cache check")
     ap.add_argument(
-        "--executor", choices=("thread", "process"), default="thread", help="decoding pool"
+        "--executor",
+        choices=("auto", "thread", "process"),
+        default="auto",
+        help="decoding pool (auto: the package default, processes on Linux)",
     )
     ap.add_argument("--n-jobs", default="None", help="n_jobs for load_idc (default: all cores)")
+    ap.add_argument("--no-pillow-loop", action="store_true", help="skip the Pillow-loop baseline")
     args = ap.parse_args(argv)
     if not args.data.is_dir():
         print(f"data folder not found: {args.data}", file=sys.stderr)
@@ -87,36 +136,49 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data: {args.data.resolve()}")
     print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs")
     print(f"executor: {args.executor}, n_jobs: {args.n_jobs}")
-    colds, cached = [], []
-    for _ in range(args.cold_runs):
+    phases: list[tuple[str, dict]] = []
+    ex, nj = args.executor, args.n_jobs
+    for check in ("fast", "full"):
+        suffix = "" if check == "fast" else " full"
         with tempfile.TemporaryDirectory(prefix="idcclf-bench-") as home:
-            colds.append(run_phase(args.data, home, args.executor, args.n_jobs))
-            if not cached:
-                cached = [
-                    run_phase(args.data, home, args.executor, args.n_jobs)
-                    for _ in range(args.cached_runs)
-                ]
+            phases.append((f"cold{suffix}", run_phase(args.data, home, ex, nj, check)))
+            for _ in range(args.cached_runs):
+                phases.append((f"cached{suffix}", run_phase(args.data, home, ex, nj, check)))
+    with tempfile.TemporaryDirectory(prefix="idcclf-bench-") as home:
+        phases.append(("cold mmap", run_phase(args.data, home, ex, nj, "fast", mmap=True)))
+    if not args.no_pillow_loop:
+        phases.append(("pillow loop", _run(PILLOW_LOOP, str(args.data))))
 
-    ok = all(r["sha256"] == colds[0]["sha256"] for r in colds + cached)
-    cold_s = statistics.median(r["load_s"] for r in colds)
-    cached_s = statistics.median(r["load_s"] for r in cached) if cached else float("nan")
-    print(f"patches: {colds[0]['n']}; cached arrays identical to cold: {ok}")
+    n = phases[0][1]["n"]
+    digests = {r["sha256"] for name, r in phases if name != "pillow loop"}
+    budget_mib = (1.25 * n * 7500 + 300e6) / 2**20
+    print(f"patches: {n}; every load_idc result identical: {len(digests) == 1}")
+    print(f"memory budget 1.25 * N * 7500 B + 300 MB = {budget_mib:.0f} MiB")
     print(
-        f"{'phase':<8} {'load s':>8} {'+1 pass s':>10} {'RSS import':>11} "
-        f"{'peak RSS load':>14} {'peak RSS +pass':>15}"
+        f"{'phase':<12} {'load s':>8} {'+1 pass s':>10} {'RSS import':>11} "
+        f"{'peak RSS load':>14} {'peak RSS +pass':>15} {'of budget':>10}"
     )
-    for name, rows in (("cold", colds), ("cached", cached)):
-        for r in rows:
-            print(
-                f"{name:<8} {r['load_s']:>8.3f} {r['load_s'] + r['touch_s']:>10.3f} "
-                f"{r['rss_import_mib']:>8.0f} MiB {r['rss_load_mib']:>10.0f} MiB "
-                f"{r['rss_touch_mib']:>11.0f} MiB"
-            )
-    print(
-        f"median cold: {cold_s:.3f} s, median cached: {cached_s:.3f} s, "
-        f"ratio: {cold_s / cached_s:.1f}x"
-    )
-    return 0 if ok else 1
+    for name, r in phases:
+        print(
+            f"{name:<12} {r['load_s']:>8.3f} {r['load_s'] + r['touch_s']:>10.3f} "
+            f"{r['rss_import_mib']:>8.0f} MiB {r['rss_load_mib']:>10.0f} MiB "
+            f"{r['rss_touch_mib']:>11.0f} MiB {r['rss_touch_mib'] / budget_mib:>9.0%}"
+        )
+
+    def median(phase: str) -> float:
+        return statistics.median(r["load_s"] for name, r in phases if name == phase)
+
+    cold, cached, cached_full = median("cold"), median("cached"), median("cached full")
+    print(f"median cold: {cold:.3f} s; cached: {cached:.4f} s; cached full: {cached_full:.4f} s")
+    print(f"ratio cold / cached: {cold / cached:.0f}x (cache_check='fast', the default)")
+    print(f"ratio cold / cached full: {cold / cached_full:.0f}x (cache_check='full')")
+    if not args.no_pillow_loop:
+        loop = median("pillow loop")
+        print(
+            f"ratio pillow loop / cold: {loop / cold:.1f}x; "
+            f"pillow loop / cached: {loop / cached:.0f}x"
+        )
+    return 0 if len(digests) == 1 else 1
 
 
 if __name__ == "__main__":

@@ -631,34 +631,79 @@ def test_cache_key_depends_on_options(tree, home, count_decodes):
     assert len(cache_dirs(home)) == 5
 
 
-def test_cache_invalidated_on_add_modify_remove(tree, home, count_decodes):
-    first = load_idc(tree, data_home=home)
+def _rewrite_in_place(path, pixels):
+    path.write_bytes(png_bytes(pixels))
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+def _bump_folder_mtime(folder):
+    # Coarse-mtime file systems could leave the folder's mtime unchanged by a quick
+    # change; move it forward explicitly so the test checks the logic, not the clock.
+    st = folder.stat()
+    os.utime(folder, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+@pytest.mark.parametrize("cache_check", ["fast", "full"])
+def test_cache_invalidated_on_add_replace_remove(tree, home, count_decodes, cache_check):
+    first = load_idc(tree, data_home=home, cache_check=cache_check)
     n0 = len(count_decodes)
     assert n0 == 8
 
     added = write_patch(tree, "11", 1, 999, 999)
-    b = load_idc(tree, data_home=home)
+    b = load_idc(tree, data_home=home, cache_check=cache_check)
     assert len(b.target) == 9 and len(count_decodes) > n0
 
+    # Replaced the way careful tools write files: a new file renamed over the old one.
     target = tree / first.filenames[0]
     new_pixels = patch_array(777)
-    target.write_bytes(png_bytes(new_pixels))
-    st = target.stat()
-    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    fresh = target.with_name(".new.png")
+    fresh.write_bytes(png_bytes(new_pixels))
+    os.replace(fresh, target)
+    _bump_folder_mtime(target.parent)
     n1 = len(count_decodes)
-    b = load_idc(tree, data_home=home)
+    b = load_idc(tree, data_home=home, cache_check=cache_check)
     assert len(count_decodes) > n1
     np.testing.assert_array_equal(b.data[0], new_pixels)
 
     added.unlink()
     n2 = len(count_decodes)
-    b = load_idc(tree, data_home=home)
+    b = load_idc(tree, data_home=home, cache_check=cache_check)
     assert len(count_decodes) > n2 and len(b.target) == 8
     np.testing.assert_array_equal(b.data[0], new_pixels)
 
     n3 = len(count_decodes)
-    load_idc(tree, data_home=home)
+    load_idc(tree, data_home=home, cache_check=cache_check)
     assert len(count_decodes) == n3  # unchanged tree: hit
+
+
+def test_full_cache_check_sees_files_rewritten_in_place(tree, home, count_decodes):
+    first = load_idc(tree, data_home=home, cache_check="full")
+    target = tree / first.filenames[0]
+    mtime_before = target.parent.stat().st_mtime_ns
+    new_pixels = patch_array(777)
+    _rewrite_in_place(target, new_pixels)
+    assert target.parent.stat().st_mtime_ns == mtime_before  # the folder did not change
+
+    n1 = len(count_decodes)
+    fast = load_idc(tree, data_home=home, cache_check="fast")
+    # The fast check caches separately; it decodes this once, then trusts the folders.
+    assert len(count_decodes) > n1
+    np.testing.assert_array_equal(fast.data[0], new_pixels)
+    _rewrite_in_place(target, patch_array(778))
+    n2 = len(count_decodes)
+    stale = load_idc(tree, data_home=home, cache_check="fast")
+    assert len(count_decodes) == n2  # documented: an in-place rewrite is not seen
+    np.testing.assert_array_equal(stale.data[0], new_pixels)
+
+    full = load_idc(tree, data_home=home, cache_check="full")
+    assert len(count_decodes) > n2
+    np.testing.assert_array_equal(full.data[0], patch_array(778))
+
+
+def test_cache_check_is_validated(tree, home):
+    with pytest.raises(ValueError, match="cache_check must be one of"):
+        load_idc(tree, data_home=home, cache_check="none")
 
 
 def test_cache_is_atomic_and_damaged_cache_is_rebuilt(tree, home, count_decodes):

@@ -45,6 +45,7 @@ PATCH_SIZE = 50
 TARGET_NAMES = ("no IDC", "IDC")
 SIZE_POLICIES = ("pad", "resize", "drop")
 ON_ERROR = ("raise", "skip")
+CACHE_CHECKS = ("fast", "full")
 
 # Bump whenever decoding or the cache layout changes, so old caches are never reused.
 _CACHE_VERSION = 1
@@ -273,12 +274,16 @@ def _make_executor(n_workers: int) -> Executor:
 
 
 def _decode_many(
-    paths: list[str], size_policy: str, n_jobs: int
+    paths: list[str], size_policy: str, n_jobs: int, out: Any = None
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
-    """Decode ``paths`` in chunks, in parallel; results are in the order of ``paths``."""
+    """Decode ``paths`` in chunks, in parallel; results are in the order of ``paths``.
+
+    ``out``, if given, is the (n, 50, 50, 3) destination, e.g. a memory-mapped file.
+    """
     n = len(paths)
     s = PATCH_SIZE
-    out = np.empty((n, s, s, 3), dtype=np.uint8)
+    if out is None:
+        out = np.empty((n, s, s, 3), dtype=np.uint8)
     shapes = np.zeros((n, 2), dtype=np.int64)
     status: list[tuple[int, str]] = [(_OK, "")] * n
 
@@ -326,15 +331,26 @@ def _decode_many(
 
 
 class _Folder:
-    """The ``*.png`` files directly in one folder, sorted by name."""
+    """The ``*.png`` files directly in one folder, sorted by name.
 
-    __slots__ = ("names", "sizes", "mtimes")
+    ``sizes`` and ``mtimes`` are None when the files were listed without a stat
+    (``cache_check="fast"``); ``dir_mtime`` is the folder's own mtime.
+    """
 
-    def __init__(self, names: list[str], sizes: list[int], mtimes: list[int]) -> None:
+    __slots__ = ("names", "sizes", "mtimes", "dir_mtime")
+
+    def __init__(
+        self,
+        names: list[str],
+        sizes: list[int] | None = None,
+        mtimes: list[int] | None = None,
+        dir_mtime: int = 0,
+    ) -> None:
         order = sorted(range(len(names)), key=names.__getitem__)
         self.names = [names[i] for i in order]
-        self.sizes = [sizes[i] for i in order]
-        self.mtimes = [mtimes[i] for i in order]
+        self.sizes = None if sizes is None else [sizes[i] for i in order]
+        self.mtimes = None if mtimes is None else [mtimes[i] for i in order]
+        self.dir_mtime = dir_mtime
 
     def __len__(self) -> int:
         return len(self.names)
@@ -346,13 +362,19 @@ def _is_ignored(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 
 
-def _scan_pngs(dirpath: str) -> _Folder:
-    """Name, size and mtime of the non-hidden ``*.png`` files directly in a folder.
+def _os_reason(exc: OSError) -> str:
+    return f"cannot read ({exc.strerror or exc})"
 
-    This (one stat per file) is most of the cost of a cached load, so it stays lean:
+
+def _scan_pngs(dirpath: str, stat_files: bool, unreadable: list[tuple[str, str]]) -> _Folder:
+    """The non-hidden ``*.png`` files directly in a folder, with size and mtime if asked.
+
+    The per-file stat is most of the cost of a cached load, so the loop stays lean:
     ``os.scandir`` gives the file type without a syscall, scanning through a
     directory fd lets each stat resolve just the file name instead of the full path,
-    and no per-file objects are built beyond the three list items.
+    and no per-file objects are built beyond the list items. Entries that cannot be
+    inspected (a symlink loop, a dangling or forbidden target) are appended to
+    ``unreadable`` as ``(name, reason)``; they never stop the scan or vanish silently.
     """
     names: list[str] = []
     sizes: list[int] = []
@@ -360,22 +382,46 @@ def _scan_pngs(dirpath: str) -> _Folder:
     use_fd = os.scandir in os.supports_fd and hasattr(os, "O_DIRECTORY")
     fd = os.open(dirpath, os.O_RDONLY | os.O_DIRECTORY) if use_fd else None
     try:
+        dir_mtime = os.stat(fd if fd is not None else dirpath).st_mtime_ns
+        if not stat_files:
+            try:
+                # The common case in comprehensions (a third faster than the loop
+                # below); anything but plain files sends us to the loop, which
+                # tells sub-folders from broken links and loops.
+                with os.scandir(fd if fd is not None else dirpath) as it:
+                    pngs = [e for e in it if e.name[-4:].lower() == ".png" and e.name[0] != "."]
+                names = [e.name for e in pngs if e.is_file()]
+                if len(names) == len(pngs):
+                    return _Folder(names, dir_mtime=dir_mtime)
+            except OSError:
+                pass
+            names = []
         with os.scandir(fd if fd is not None else dirpath) as it:
             for e in it:
                 name = e.name
                 if (name.endswith(".png") or name[-4:].lower() == ".png") and name[0] != ".":
-                    if e.is_file():
-                        st = e.stat()
-                        names.append(name)
-                        sizes.append(st.st_size)
-                        mtimes.append(st.st_mtime_ns)
+                    try:
+                        if not e.is_file():
+                            if e.is_symlink() and not e.is_dir():
+                                unreadable.append((name, "broken symbolic link"))
+                            continue
+                        if stat_files:
+                            st = e.stat()
+                            sizes.append(st.st_size)
+                            mtimes.append(st.st_mtime_ns)
+                    except OSError as exc:
+                        unreadable.append((name, _os_reason(exc)))
+                        continue
+                    names.append(name)
     finally:
         if fd is not None:
             os.close(fd)
-    return _Folder(names, sizes, mtimes)
+    if stat_files:
+        return _Folder(names, sizes, mtimes, dir_mtime)
+    return _Folder(names, dir_mtime=dir_mtime)
 
 
-def _scan_top(dirpath: str) -> tuple[list[str], _Folder]:
+def _scan_top(dirpath: str, unreadable: list[tuple[str, str]]) -> tuple[list[str], _Folder]:
     """Sub-folders (sorted) and ``*.png`` files of a root or patient folder."""
     dirs: list[str] = []
     names: list[str] = []
@@ -385,23 +431,43 @@ def _scan_top(dirpath: str) -> tuple[list[str], _Folder]:
         for e in it:
             if _is_ignored(e.name):
                 continue
-            if e.is_dir():
-                dirs.append(e.name)
-            elif e.name[-4:].lower() == ".png" and e.is_file():
-                st = e.stat()
-                names.append(e.name)
-                sizes.append(st.st_size)
-                mtimes.append(st.st_mtime_ns)
+            try:
+                if e.is_dir():
+                    dirs.append(e.name)
+                elif e.name[-4:].lower() == ".png" and e.is_file():
+                    st = e.stat()
+                    names.append(e.name)
+                    sizes.append(st.st_size)
+                    mtimes.append(st.st_mtime_ns)
+                elif e.name[-4:].lower() == ".png" and e.is_symlink():
+                    unreadable.append((e.name, "broken symbolic link"))
+            except OSError as exc:
+                unreadable.append((e.name, _os_reason(exc)))
     dirs.sort()
     return dirs, _Folder(names, sizes, mtimes)
 
 
 class _Tree:
-    """Every ``.png`` under the root (of the selected patients) with size and mtime."""
+    """Every ``.png`` under the root (of the selected patients), listed for the cache key.
 
-    def __init__(self, root: Path, patients: list[str] | None) -> None:
+    With ``stat_files`` each file's size and mtime are read too (one stat per file);
+    without, only names and the folders' own mtimes are.
+    """
+
+    def __init__(self, root: Path, patients: list[str] | None, stat_files: bool = True) -> None:
         self.root = root
-        patient_dirs, root_pngs = _scan_top(str(root))
+        self.stat_files = stat_files
+        # (path relative to root, reason) of entries that could not be listed or
+        # inspected; they are reported as bad files by _collect_candidates.
+        self.unreadable: list[tuple[str, str]] = []
+        top_unreadable: list[tuple[str, str]] = []
+        try:
+            patient_dirs, root_pngs = _scan_top(str(root), top_unreadable)
+        except OSError as exc:
+            raise PermissionError(
+                f"cannot list the IDC data folder {root}: {exc.strerror or exc}"
+            ) from None
+        self.unreadable += top_unreadable
         self.available = patient_dirs
         if patients is None:
             self.patients = patient_dirs
@@ -421,26 +487,50 @@ class _Tree:
         self.folders: dict[tuple[str, str], _Folder] = {}
         for p in self.patients:
             pdir = os.path.join(root, p)
-            class_dirs, pngs = _scan_top(pdir)
+            found: list[tuple[str, str]] = []
+            try:
+                class_dirs, pngs = _scan_top(pdir, found)
+            except OSError as exc:
+                self.unreadable.append((p, f"cannot list folder ({exc.strerror or exc})"))
+                continue
+            self.unreadable += [(f"{p}/{n}", r) for n, r in found]
             if pngs:
                 self.misplaced[p] = pngs
             for c in class_dirs:
-                files = _scan_pngs(os.path.join(pdir, c))
-                if files:
+                found = []
+                try:
+                    files = _scan_pngs(os.path.join(pdir, c), stat_files, found)
+                except OSError as exc:
+                    self.unreadable.append(
+                        (f"{p}/{c}", f"cannot list folder ({exc.strerror or exc})")
+                    )
+                    continue
+                self.unreadable += [(f"{p}/{c}/{n}", r) for n, r in found]
+                if files or found:
                     self.folders[p, c] = files
+        self.unreadable.sort()
 
     def is_empty(self) -> bool:
-        return not self.folders and not self.misplaced
+        return not self.folders and not self.misplaced and not self.unreadable
 
     def hash_into(self, h: Any) -> None:
-        """Feed every .png's relative path, size and mtime, in sorted order, to ``h``."""
+        """Feed what the cache depends on, in sorted order, to ``h``.
+
+        That is every .png's relative path, plus its size and mtime when files were
+        stat'ed, else the mtime of its folder, and every entry that could not be read.
+        """
         groups = [(f"{d}/" if d else "", f) for d, f in sorted(self.misplaced.items())]
         groups += [(f"{p}/{c}/", f) for (p, c), f in sorted(self.folders.items())]
         for prefix, f in groups:
             h.update(f"\n[{prefix}]\n".encode("utf-8", "surrogateescape"))
             h.update("\n".join(f.names).encode("utf-8", "surrogateescape"))
-            h.update(array("q", f.sizes).tobytes())
-            h.update(array("q", f.mtimes).tobytes())
+            if f.sizes is not None and f.mtimes is not None:
+                h.update(array("q", f.sizes).tobytes())
+                h.update(array("q", f.mtimes).tobytes())
+            else:
+                h.update(array("q", [f.dir_mtime]).tobytes())
+        for rel, reason in self.unreadable:
+            h.update(f"\n[unreadable]{rel}\t{reason}".encode("utf-8", "surrogateescape"))
 
 
 # ---------------------------------------------------------------------------- cache
@@ -473,11 +563,10 @@ def _read_cache(cache_dir: Path, key: str) -> dict[str, Any] | None:
             fpath = cache_dir / f"{name}.npy"
             if os.stat(fpath).st_size != meta["file_size"]:
                 return None
-            # Copy-on-write map of the big array: a cached load then costs no copy
-            # and no memory until the patches are used; the result is writable and
-            # writes never reach the cache file.
-            mmap_mode = "c" if name == "data" else None
-            arr = np.load(fpath, mmap_mode=mmap_mode, allow_pickle=False)
+            # Copy-on-write maps: a cached load then costs no copy and no memory
+            # until the arrays are used; they are writable and writes never reach
+            # the cache files.
+            arr = np.load(fpath, mmap_mode="c", allow_pickle=False)
             if list(arr.shape) != meta["shape"] or arr.dtype.str != meta["dtype"]:
                 return None
             arrays[name] = np.asarray(arr)
@@ -501,14 +590,29 @@ def _remove_stale_tmp(parent: Path) -> None:
                 pass
 
 
-def _write_cache(
-    cache_dir: Path, key: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]
-) -> None:
-    """Write the cache atomically: everything goes to a temp dir that is renamed last."""
+def _new_cache_tmp(cache_dir: Path, key: str) -> Path:
+    """A fresh temp folder beside ``cache_dir``, to be renamed into place when complete."""
     parent = cache_dir.parent
     parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_tmp(parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:12]}-", dir=parent))
+    return Path(tempfile.mkdtemp(prefix=f".tmp-{key[:12]}-", dir=parent))
+
+
+def _write_cache(
+    cache_dir: Path,
+    key: str,
+    arrays: dict[str, np.ndarray],
+    meta: dict[str, Any],
+    tmp: Path | None = None,
+) -> None:
+    """Write the cache atomically: everything goes to a temp dir that is renamed last.
+
+    ``tmp`` is a folder from ``_new_cache_tmp`` that may already hold ``data.npy``
+    (``arrays["data"]`` is then a memory map of that file); it is consumed.
+    """
+    parent = cache_dir.parent
+    if tmp is None:
+        tmp = _new_cache_tmp(cache_dir, key)
     try:
         manifest: dict[str, Any] = {
             "format": "idcclf load_idc cache",
@@ -518,12 +622,18 @@ def _write_cache(
             "meta": meta,
         }
         for name in _ARRAYS:
-            arr = np.ascontiguousarray(arrays[name])
+            arr = arrays[name]
             fpath = tmp / f"{name}.npy"
-            with open(fpath, "wb") as fh:
-                np.save(fh, arr, allow_pickle=False)
-                fh.flush()
-                os.fsync(fh.fileno())
+            if isinstance(arr, np.memmap) and Path(str(arr.filename)).resolve() == fpath.resolve():
+                arr.flush()
+                with open(fpath, "rb+") as fh:
+                    os.fsync(fh.fileno())
+            else:
+                arr = np.ascontiguousarray(arr)
+                with open(fpath, "wb") as fh:
+                    np.save(fh, arr, allow_pickle=False)
+                    fh.flush()
+                    os.fsync(fh.fileno())
             manifest["arrays"][name] = {
                 "shape": list(arr.shape),
                 "dtype": arr.dtype.str,
@@ -552,17 +662,111 @@ def _write_cache(
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+# --------------------------------------------------------------------------- memory
+
+_MEMORY_ENV = "IDCCLF_MAX_MEMORY"
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def _parse_bytes(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*", text, flags=re.IGNORECASE)
+    if m is None:
+        raise ValueError(
+            f"{_MEMORY_ENV}={text!r} is not a size: use bytes or a number with K, M, G or T"
+        )
+    return int(float(m[1]) * _UNITS[m[2].upper()])
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path, encoding="ascii") as fh:
+            text = fh.read().strip()
+        return int(text)
+    except (OSError, ValueError):
+        return None  # absent, or "max" (no limit)
+
+
+def _available_memory() -> tuple[int, str] | None:
+    """Bytes this process may still allocate, and where that figure comes from.
+
+    The smallest of: the ``IDCCLF_MAX_MEMORY`` environment variable, the kernel's
+    ``MemAvailable`` and the room left under a cgroup (container) memory limit.
+    """
+    found: list[tuple[int, str]] = []
+    if os.environ.get(_MEMORY_ENV):
+        found.append((_parse_bytes(os.environ[_MEMORY_ENV]), _MEMORY_ENV))
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    found.append((int(line.split()[1]) * 1024, "MemAvailable"))
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+        ),
+    ):
+        limit, usage = _read_int(limit_file), _read_int(usage_file)
+        if limit is not None and usage is not None and limit < 2**60:
+            found.append((max(0, limit - usage), "the cgroup memory limit"))
+            break
+    return min(found) if found else None
+
+
+def _estimate_bytes(cands: list[tuple[str, int, str, int, int]], n_rows: int) -> int:
+    """Memory a load of ``n_rows`` of ``cands`` holds at its peak, in bytes."""
+    if not cands:
+        return 0
+    name_len = max(len(c[2]) for c in cands) + max(len(c[0]) for c in cands) + 3
+    per_row = PATCH_SIZE * PATCH_SIZE * 3 + 4 * name_len + 4 * name_len + 48
+    return n_rows * per_row
+
+
+def _human_bytes(n: int) -> str:
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n / 1024:.1f} KiB"
+
+
+def _check_memory(root: Path, cands: list[tuple[str, int, str, int, int]], n_rows: int) -> None:
+    """Raise MemoryError, before decoding, if the arrays would not fit in memory."""
+    available = _available_memory()
+    if available is None:
+        return
+    need = _estimate_bytes(cands, n_rows)
+    room, source = available
+    if need > room:
+        raise MemoryError(
+            f"load_idc would need about {_human_bytes(need)} of memory for {n_rows} patches under "
+            f"{root}, but only {_human_bytes(room)} are available ({source}). Pass "
+            "memory_map=True to decode into a memory-mapped file under data_home instead, "
+            "or load fewer patches (patients=..., max_per_class=...)."
+        )
+
+
 # ---------------------------------------------------------------------- validation
 
 
 def _check_params(
-    size_policy: Any, on_error: Any, max_per_class: Any, n_jobs: Any, random_state: Any
+    size_policy: Any,
+    on_error: Any,
+    max_per_class: Any,
+    n_jobs: Any,
+    random_state: Any,
+    cache_check: Any = "fast",
 ) -> int:
     """Validate parameters; return the number of decoding workers."""
     if size_policy not in SIZE_POLICIES:
         raise ValueError(f"size_policy must be one of {SIZE_POLICIES}, got {size_policy!r}")
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    if cache_check not in CACHE_CHECKS:
+        raise ValueError(f"cache_check must be one of {CACHE_CHECKS}, got {cache_check!r}")
     if max_per_class is not None and (
         isinstance(max_per_class, bool)
         or not isinstance(max_per_class, numbers.Integral)
@@ -612,7 +816,7 @@ def _collect_candidates(
     order, and the bad files as ``(relative path, reason)``.
     """
     good: list[tuple[str, int, str, int, int]] = []
-    bad: list[tuple[str, str]] = []
+    bad: list[tuple[str, str]] = list(tree.unreadable)
     for d, files in tree.misplaced.items():
         prefix = f"{d}/" if d else ""
         bad.extend((f"{prefix}{n}", "not inside a <patient>/<0|1>/ folder") for n in files.names)
@@ -622,7 +826,9 @@ def _collect_candidates(
             bad.extend((f"{p}/{c}/{n}", reason) for n in files.names)
             continue
         label = int(c)
-        for name, size in zip(files.names, files.sizes, strict=True):
+        # Without a stat (cache_check="fast") empty files are caught when decoded.
+        sizes = files.sizes if files.sizes is not None else [1] * len(files.names)
+        for name, size in zip(files.names, sizes, strict=True):
             m = _NAME_RE.fullmatch(name)
             if m is None:
                 reason = f"file name does not match {_NAME_PATTERN!r}"
@@ -673,15 +879,17 @@ def _decode_selection(
     max_per_class: int | None,
     random_state: Any,
     n_jobs: int,
+    out: Any = None,
 ) -> tuple[list[int], np.ndarray, np.ndarray, list[tuple[int, str]]]:
     """Decode the candidates (or a random capped subset of them).
 
     Returns the indices into ``cands`` that were decoded, in ascending order, with
-    their rows, stored shapes and statuses.
+    their rows, stored shapes and statuses. ``out`` (used without ``max_per_class``)
+    is the destination for all of ``cands``.
     """
     paths = [os.path.join(root, p, str(lab), name) for p, lab, name, _, _ in cands]
     if max_per_class is None:
-        data, shapes, status = _decode_many(paths, size_policy, n_jobs)
+        data, shapes, status = _decode_many(paths, size_policy, n_jobs, out)
         return list(range(len(cands))), data, shapes, status
 
     if isinstance(random_state, np.random.Generator | np.random.RandomState):
@@ -729,6 +937,57 @@ def _decode_selection(
     shapes = np.concatenate(shape_parts)[order]
     status_sorted = [status_all[j] for j in order]
     return idx[order].tolist(), data, shapes, status_sorted
+
+
+class _RowFile:
+    """A ``.npy`` file of (n, 50, 50, 3) uint8 rows, filled by ``rows[i:j] = block``.
+
+    Rows are written with ``os.pwrite`` rather than through a memory map, so the
+    decoded data goes to the OS page cache (which the kernel writes back and frees
+    as it needs) and never counts towards the process's memory.
+    """
+
+    def __init__(self, path: Path, n_rows: int) -> None:
+        self.path = path
+        shape = (n_rows, PATCH_SIZE, PATCH_SIZE, 3)
+        # open_memmap writes the header and sizes the file; no page of it is touched.
+        header_only = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+        del header_only
+        self._fh = open(path, "rb+")  # noqa: SIM115 (closed by close())
+        if np.lib.format.read_magic(self._fh) == (1, 0):
+            np.lib.format.read_array_header_1_0(self._fh)
+        else:
+            np.lib.format.read_array_header_2_0(self._fh)
+        self._offset = self._fh.tell()
+        self._row_bytes = PATCH_SIZE * PATCH_SIZE * 3
+
+    def __setitem__(self, rows: slice, block: np.ndarray) -> None:
+        data = memoryview(np.ascontiguousarray(block, dtype=np.uint8)).cast("B")
+        at = self._offset + rows.start * self._row_bytes
+        while data:
+            n = os.pwrite(self._fh.fileno(), data, at)
+            data, at = data[n:], at + n
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _take_rows(data: np.ndarray, keep: np.ndarray, path: Path | None) -> np.ndarray:
+    """``data[keep]``, in memory, or chunk by chunk into a new ``.npy`` memory map at
+    ``path`` (which ``data`` may be mapped from) so that no full copy is ever in RAM."""
+    if path is None:
+        return data[keep]
+    part = path.with_name(path.stem + "-kept.npy")
+    kept = np.lib.format.open_memmap(
+        part, mode="w+", dtype=np.uint8, shape=(len(keep), *data.shape[1:])
+    )
+    step = 4096
+    for i in range(0, len(keep), step):
+        kept[i : i + step] = data[keep[i : i + step]]
+    kept.flush()
+    del kept, data
+    os.replace(part, path)
+    return np.load(path, mmap_mode="r+")
 
 
 def _describe(root: Path, meta: dict[str, Any]) -> str:
@@ -790,6 +1049,8 @@ def load_idc(
     size_policy: str = "pad",
     on_error: str = "raise",
     cache: bool = True,
+    cache_check: str = "fast",
+    memory_map: bool = False,
     data_home: str | os.PathLike[str] | None = None,
     n_jobs: int | None = None,
     random_state: int | np.random.Generator | np.random.RandomState | None = 0,
@@ -843,6 +1104,27 @@ def load_idc(
     cache : bool, default=True
         Cache the decoded arrays under ``data_home`` and reuse them while the tree
         and the options are unchanged (see Notes).
+    cache_check : {"fast", "full"}, default="fast"
+        How a cached result is checked against the tree before it is reused.
+
+        - ``"fast"`` compares the relative path of every ``.png`` and the
+          modification time of each class folder. That catches every file added,
+          removed or renamed, and a file replaced by renaming a new one over it (as
+          careful tools write files), and costs no per-file system call: about 20 ms
+          for the 22,896 files of 22 patients. It does not notice a file rewritten
+          in place under the same name (e.g. ``cp new.png old.png``); labels come
+          from names and folders, so such an edit can leave stale pixels, never a
+          wrong label. After editing files in place use ``"full"``.
+        - ``"full"`` also compares every file's size and modification time (one
+          ``stat`` per file: about 4x the time of ``"fast"``).
+
+        The two checks keep separate caches.
+    memory_map : bool, default=False
+        Decode straight into the cache file and return ``data`` as a memory map of
+        it, so that a tree larger than memory can be loaded: only the pages in use
+        are in RAM. Needs ``cache=True``. Without it, ``load_idc`` estimates the
+        memory a load needs before decoding and raises ``MemoryError`` (estimate vs
+        available) instead of running into the out-of-memory killer; see Notes.
     data_home : str, path-like or None, default=None
         Cache folder. ``None``: the ``IDCCLF_DATA`` environment variable if set, else
         ``~/idcclf_data``.
@@ -883,6 +1165,11 @@ def load_idc(
         If ``path`` does not exist.
     NotADirectoryError
         If ``path`` is not a folder.
+    PermissionError
+        If ``path`` cannot be listed.
+    MemoryError
+        If the decoded patches would not fit in the memory available and
+        ``memory_map`` is False.
     ValueError
         For invalid parameters (naming the parameter), unknown patients, bad files
         under ``on_error="raise"``, or when no patches are found or left.
@@ -892,7 +1179,19 @@ def load_idc(
     Only ``<path>/<patient>/<class>/*.png`` files are read. Files not ending in
     ``.png`` (README, .DS_Store, thumbnails, ...), hidden entries (names starting
     with ``.``, e.g. macOS ``._*.png`` metadata), ``__MACOSX`` folders and sub-folders
-    of class folders are ignored silently.
+    of class folders are ignored silently. No folder is read deeper than that, so
+    symbolic-link cycles between folders cannot make a load loop. A ``.png`` that is
+    a broken or looping symbolic link, and a patient or class folder that cannot be
+    listed (permissions, a link loop), are bad files in the sense of ``on_error``.
+
+    Memory: a load holds about 7,600 bytes per patch (the 7,500 bytes of pixels plus
+    labels, names and coordinates). Before decoding, that estimate is compared with
+    the memory available: the smallest of the kernel's ``MemAvailable``, the room
+    left under a cgroup (container) limit, and the ``IDCCLF_MAX_MEMORY``
+    environment variable (bytes, or a number with ``K``, ``M``, ``G``: a cap you can
+    set). With ``max_per_class`` at most ``2 * max_per_class`` patches are decoded,
+    in memory, even with ``memory_map``. A cached load maps the cache files and needs
+    no such room.
 
     Grayscale, palette, bilevel and CMYK PNGs are converted to RGB; images with alpha
     (or a transparency chunk) are composited onto white. 16-bit PNGs are reduced to
@@ -900,14 +1199,16 @@ def load_idc(
     65535 -> 255), which scales the full range instead of clipping it.
 
     The cache lives in ``<data_home>/idc_cache/<hash>/`` as ``.npy`` files plus a
-    ``manifest.json``. The hash covers the resolved root, the relative path, size and
-    modification time of every ``.png`` of the selected patients, and every option
-    that changes the result (patients, max_per_class, size_policy, on_error and,
-    with max_per_class, random_state), so adding, removing or modifying a file gives
-    a new cache. The cache is written to a temporary folder and renamed into place,
+    ``manifest.json``. The hash covers the resolved root, the relative path of every
+    ``.png`` of the selected patients with its folder's modification time (or, with
+    ``cache_check="full"``, the file's own size and modification time), and every
+    option that changes the result (patients, max_per_class, size_policy, on_error
+    and, with max_per_class, random_state), so adding, removing or replacing a file
+    gives a new cache. The cache is written to a temporary folder and renamed into place,
     with the manifest written last and checked on read: an interrupted write is never
-    read as valid; a damaged cache is rebuilt. On a cache hit ``data`` is a
-    copy-on-write memory map of the cache file (writable; writes stay in memory). If
+    read as valid; a damaged cache is rebuilt. On a cache hit (and with
+    ``memory_map``) the arrays are copy-on-write memory maps of the cache files
+    (writable; writes stay in memory and never reach the cache). If
     the cache cannot be written a ``UserWarning`` is emitted and the data returned.
     With ``max_per_class`` and a non-int ``random_state`` nothing is cached.
     Warnings about skipped or dropped files are emitted again on a cache hit.
@@ -919,8 +1220,16 @@ def load_idc(
     >>> bunch.data.shape[1:], bunch.data.dtype
     ((50, 50, 3), dtype('uint8'))
     """
-    n_workers = _check_params(size_policy, on_error, max_per_class, n_jobs, random_state)
+    n_workers = _check_params(
+        size_policy, on_error, max_per_class, n_jobs, random_state, cache_check
+    )
     patient_list = _normalize_patients(patients)
+    cacheable = cache and (max_per_class is None or isinstance(random_state, numbers.Integral))
+    if memory_map and not cacheable:
+        raise ValueError(
+            "memory_map=True keeps the decoded patches in the cache under data_home, so it "
+            "needs cache=True (and, with max_per_class, an int random_state)"
+        )
 
     root = Path(path)
     if not root.exists():
@@ -929,7 +1238,7 @@ def load_idc(
         raise NotADirectoryError(f"IDC data path is not a folder: {root}")
     root = root.resolve()
 
-    tree = _Tree(root, patient_list)
+    tree = _Tree(root, patient_list, stat_files=cacheable and cache_check == "full")
     if tree.available and set(tree.available) <= {"0", "1"} and not tree.folders:
         # Its .png files would otherwise all be reported as misplaced, one by one.
         raise ValueError(
@@ -942,7 +1251,6 @@ def load_idc(
             f"no IDC patches found under {root} (expected {root}/<patient>/<0|1>/<name>.png)"
         )
 
-    cacheable = cache and (max_per_class is None or isinstance(random_state, numbers.Integral))
     options = {
         "patients": None if patient_list is None else tree.patients,
         "max_per_class": None if max_per_class is None else int(max_per_class),
@@ -950,6 +1258,7 @@ def load_idc(
         "on_error": on_error,
         # Only matters (and so only invalidates) when a random subset is drawn.
         "random_state": int(random_state) if max_per_class is not None and cacheable else None,
+        "cache_check": cache_check,
     }
     cache_dir = key = None
     if cacheable:
@@ -970,14 +1279,59 @@ def load_idc(
     if bad and on_error == "raise":
         _raise_bad(root, bad)
 
+    tmp = None
+    try:
+        if memory_map and cache_dir is not None and key is not None:
+            tmp = _new_cache_tmp(cache_dir, key)
+        return _load_uncached(
+            root, tree, cands, bad, options,
+            max_per_class=max_per_class, random_state=random_state,
+            n_jobs=n_workers, cache_dir=cache_dir, key=key, tmp=tmp,
+            return_X_y=return_X_y,
+        )  # fmt: skip
+    finally:
+        if tmp is not None and tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _load_uncached(
+    root: Path,
+    tree: _Tree,
+    cands: list[tuple[str, int, str, int, int]],
+    bad: list[tuple[str, str]],
+    options: dict[str, Any],
+    *,
+    max_per_class: int | None,
+    random_state: Any,
+    n_jobs: int,
+    cache_dir: Path | None,
+    key: str | None,
+    tmp: Path | None,
+    return_X_y: bool,
+) -> Bunch | tuple[np.ndarray, np.ndarray]:
+    """Decode, check, cache and return; ``tmp`` is set for the memory-mapped mode."""
+    size_policy, on_error = options["size_policy"], options["on_error"]
+    n_rows = len(cands) if max_per_class is None else min(len(cands), 2 * max_per_class)
+    out = None
+    if tmp is not None and max_per_class is None:
+        out = _RowFile(tmp / "data.npy", n_rows)
+    else:
+        # A capped subset is decoded in memory even when memory-mapped: at most
+        # 2 * max_per_class patches (twice: decoded in rounds, then sorted).
+        _check_memory(root, cands, n_rows if max_per_class is None else 2 * n_rows)
+
     idx, data, shapes, status = _decode_selection(
         root,
         cands,
         size_policy=size_policy,
         max_per_class=max_per_class,
         random_state=random_state,
-        n_jobs=n_workers,
+        n_jobs=n_jobs,
+        out=out,
     )
+    if out is not None:
+        out.close()
+        data = np.load(out.path, mmap_mode="r+")
     codes = np.array([c for c, _ in status], dtype=np.int8)
     decode_bad = [
         (f"{cands[i][0]}/{cands[i][1]}/{cands[i][2]}", reason)
@@ -990,8 +1344,10 @@ def load_idc(
 
     keep = np.flatnonzero(np.isin(codes, (_OK, _PADDED, _RESIZED)))
     if keep.size != len(codes):
-        data = data[keep]
+        data = _take_rows(data, keep, None if tmp is None else tmp / "data.npy")
         shapes = shapes[keep]
+    elif tmp is not None and not isinstance(data, np.memmap):
+        data = _take_rows(data, keep, tmp / "data.npy")
     kept = [cands[idx[k]] for k in keep]
     if not kept:
         _emit_warnings(root, {"skipped": bad, "n_dropped": 0})
@@ -1001,7 +1357,7 @@ def load_idc(
         )
 
     arrays = {
-        "data": np.ascontiguousarray(data),
+        "data": data if isinstance(data, np.memmap) else np.ascontiguousarray(data),
         "target": np.array([c[1] for c in kept], dtype=np.int64),
         "groups": np.array([c[0] for c in kept], dtype=str),
         "coords": np.array([(c[3], c[4]) for c in kept], dtype=np.int64).reshape(-1, 2),
@@ -1027,7 +1383,15 @@ def load_idc(
         rs = random_state
         meta["random_state"] = int(rs) if isinstance(rs, numbers.Integral) else repr(rs)
 
-    if cache_dir is not None and key is not None:
+    if tmp is not None and cache_dir is not None and key is not None:
+        # Memory-mapped: the cache is where the data lives, so failing to write it fails.
+        _write_cache(cache_dir, key, arrays, meta, tmp)
+        del arrays, data
+        hit = _read_cache(cache_dir, key)
+        if hit is None:
+            raise OSError(f"load_idc could not read back the cache it wrote to {cache_dir}")
+        arrays = hit["arrays"]
+    elif cache_dir is not None and key is not None:
         try:
             _write_cache(cache_dir, key, arrays, meta)
         except OSError as exc:
@@ -1118,7 +1482,8 @@ def load_sample(
         Return ``(data, target)`` instead of a Bunch.
     **kwargs
         Passed to :func:`load_idc` (``patients``, ``max_per_class``, ``size_policy``,
-        ``on_error``, ``cache``, ``data_home``, ``n_jobs``, ``random_state``).
+        ``on_error``, ``cache``, ``cache_check``, ``memory_map``, ``data_home``,
+        ``n_jobs``, ``random_state``).
 
     Returns
     -------
