@@ -66,7 +66,9 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHUNK_HEAD = struct.Struct(">I4s")
 _NAME_RE = re.compile(
     r"(?P<patient>[^_/\\]+)_idx5_x(?P<x>\d+)_y(?P<y>\d+)_class(?P<label>[01])\.png",
-    re.IGNORECASE,
+    # ASCII: "\d" would take other scripts' digits (full-width "５") and IGNORECASE
+    # would take "ſ" for "s" and "İ" for "i"; no real patch name has either.
+    re.IGNORECASE | re.ASCII,
 )
 _NAME_PATTERN = "<patient>_idx5_x<X>_y<Y>_class<0|1>.png"
 
