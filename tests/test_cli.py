@@ -161,3 +161,14 @@ def test_bad_paths_give_one_line_and_exit_2(tmp_path, trained):
         error_lines = [line for line in result.stderr.splitlines() if "error" in line]
         assert len(error_lines) == 1, (args, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+def test_too_little_memory_is_one_line_and_exit_2(tiny_tree, tmp_path, monkeypatch):
+    monkeypatch.setenv("IDCCLF_MAX_MEMORY", "100K")
+    monkeypatch.setenv("IDCCLF_DATA", str(tmp_path / "home"))
+    result = run_cli("train", "--data", str(tiny_tree), "--out", str(tmp_path / "run"))
+    assert result.returncode == 2, result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(error_lines) == 1 and "Traceback" not in result.stderr
+    assert "only 100.0 KiB are available (IDCCLF_MAX_MEMORY)" in error_lines[0]
+    assert "memory_map=True" in error_lines[0]

@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             data = load_sample(patients=args.patients, on_error=on_error)
         else:
             data = load_idc(args.data, patients=args.patients, on_error=on_error)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, MemoryError) as exc:
         raise load_error(exc) from None
     source = "bundled sample" if args.data is None else str(args.data)
     n_patients = len(set(data.groups))

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             cache=False,
             on_error="skip" if args.skip_bad_files else "raise",
         )
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, MemoryError) as exc:
         raise load_error(exc) from None
 
     from ..slides import patient_table, plot_heatmap

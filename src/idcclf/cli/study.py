@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     options = {"max_per_class": args.max_per_class, "random_state": args.random_state}
     try:
         data = load_sample(**options) if args.data is None else load_idc(args.data, **options)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, MemoryError) as exc:
         raise CLIError(str(exc)) from None
     X, y, groups = data.data, data.target, data.groups
     if args.max_patches is not None and args.max_patches < len(y):

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         data = load_sample() if args.data is None else load_idc(args.data)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, MemoryError) as exc:
         raise CLIError(str(exc)) from None
     source = "bundled sample" if args.data is None else str(args.data)
     print(
