@@ -41,8 +41,13 @@ def main() -> int:
     test = np.isin(bunch.groups, TEST)
     X, y, groups = bunch.data[~test], bunch.target[~test], bunch.groups[~test]
     chosen = np.random.default_rng(0).choice(len(y), 2500, replace=False)
-    clf = IDCClassifier(epochs=3, class_weight="balanced", random_state=0,
-                        validation_fraction=0.15, recalibrate_batch_norm=False)
+    clf = IDCClassifier(
+        epochs=3,
+        class_weight="balanced",
+        random_state=0,
+        validation_fraction=0.15,
+        recalibrate_batch_norm=False,
+    )
     clf.fit(X[chosen], y[chosen], groups=groups[chosen])
 
     def scores() -> str:

@@ -44,7 +44,10 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--out", type=Path, default=Path("cv_accuracy.json"))
     parser.add_argument(
-        "--set", action="append", default=[], metavar="NAME=VALUE",
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
         help="IDCClassifier parameter (repeatable)",
     )
     parser.add_argument("--fraction", type=float, default=1.0)
@@ -78,9 +81,11 @@ def main() -> int:
                 keep.extend(rng.choice(idx, size=n, replace=False))
         keep = np.sort(np.asarray(keep))
         X, y, groups = X[keep], y[keep], groups[keep]
-    print(f"{len(y)} patches, {len(np.unique(groups))} patients, {y.mean():.1%} IDC; "
-          f"{args.folds} folds by patient, {args.epochs} epochs, {os.cpu_count()} CPUs; "
-          f"parameters {params or 'default'}")
+    print(
+        f"{len(y)} patches, {len(np.unique(groups))} patients, {y.mean():.1%} IDC; "
+        f"{args.folds} folds by patient, {args.epochs} epochs, {os.cpu_count()} CPUs; "
+        f"parameters {params or 'default'}"
+    )
     folds = []
     splitter = StratifiedGroupKFold(n_splits=args.folds, shuffle=True, random_state=0)
     for k, (train, test) in enumerate(splitter.split(X, y, groups), start=1):
@@ -100,26 +105,37 @@ def main() -> int:
         report["seconds"] = time.perf_counter() - start
         report.pop("classification_report")
         folds.append(report)
-        print(f"fold {k}: " + ", ".join(f"{m} {report[m]:.3f}" for m in METRICS)
-              + f" ({report['seconds']:.0f} s; test patients {' '.join(report['test_patients'])})",
-              flush=True)
+        print(
+            f"fold {k}: "
+            + ", ".join(f"{m} {report[m]:.3f}" for m in METRICS)
+            + f" ({report['seconds']:.0f} s; test patients {' '.join(report['test_patients'])})",
+            flush=True,
+        )
     summary = {
-        m: {"mean": float(np.mean([f[m] for f in folds])),
-            "std": float(np.std([f[m] for f in folds]))}
+        m: {
+            "mean": float(np.mean([f[m] for f in folds])),
+            "std": float(np.std([f[m] for f in folds])),
+        }
         for m in METRICS
     }
     tuned = [f["balanced_accuracy_at_validation_threshold"] for f in folds]
     summary["balanced_accuracy_at_validation_threshold"] = {
-        "mean": float(np.mean(tuned)), "std": float(np.std(tuned))
+        "mean": float(np.mean(tuned)),
+        "std": float(np.std(tuned)),
     }
     for m, stats in summary.items():
         print(f"{m:<18} {stats['mean']:.3f} +/- {stats['std']:.3f}")
     atomic_write_text(
         args.out,
         json.dumps(
-            {"epochs": args.epochs, "params": params, "n_patches": int(len(y)),
-             "fraction": args.fraction,
-             "folds": folds, "summary": summary},
+            {
+                "epochs": args.epochs,
+                "params": params,
+                "n_patches": int(len(y)),
+                "fraction": args.fraction,
+                "folds": folds,
+                "summary": summary,
+            },
             indent=2,
         ),
     )

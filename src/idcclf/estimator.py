@@ -14,6 +14,7 @@ import numbers
 import os
 import random
 import warnings
+import weakref
 from collections.abc import Sequence
 
 import keras
@@ -48,8 +49,10 @@ RECALIBRATION_SAMPLES = 4096
 #: The same, before each epoch's validation: enough for stable statistics, cheap per epoch.
 EPOCH_RECALIBRATION_SAMPLES = 1024
 
-#: Batch size for inference: larger batches amortize per-step overhead, memory is small.
-PREDICT_BATCH_SIZE = 256
+#: Batch size for inference and batch-norm re-estimation. On CPU, batches of 64 keep
+#: the first block's activations (64 x 50 x 50 x 32 floats) in cache and were faster
+#: than 32, 128 or 256 (docs/benchmarks_training_notes.md).
+PREDICT_BATCH_SIZE = 64
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -555,7 +558,10 @@ batch_norm, separable, dense_units
     def _predict_raw(self, X, **kwargs):
         check_is_fitted(self)
         X, _ = self._validate_data(X=X, y=None)
-        return self.model_.predict(X, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+        # One compiled inference call per batch: the same computation as
+        # model_.predict (inference mode), without its per-call data-pipeline and
+        # callback machinery, which cost about as much as the network on CPU.
+        return _predict_in_batches(self.model_, X)
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities of each patch, columns in the order of ``classes_``.
@@ -601,27 +607,76 @@ def _recalibrate_batch_norm(model: keras.Model, X: np.ndarray) -> None:
     and everything in inference mode (no augmentation, no dropout), which is how the
     network will be used.
     """
+    import tensorflow as tf
+
     networks = [layer for layer in model.layers if isinstance(layer, keras.Model)] or [model]
     for network in networks:
         for layer in network.layers:
             if not isinstance(layer, keras.layers.BatchNormalization):
                 continue
             probe = keras.Model(network.input, layer.input)
-            mean = variance = None
-            count = 0
-            # Streaming sums keep memory at one batch of activations.
+            moments = _moments_function(probe, tf.TensorSpec((None, *X.shape[1:]), X.dtype))
+            # Streaming: memory stays at one batch of activations. Each batch's mean and
+            # centred sum of squares are pooled exactly, in float64 (Chan et al.).
+            per_sample = math.prod(probe.output.shape[1:-1])
+            count, mean, sum_sq = 0, 0.0, 0.0
             for start in range(0, len(X), PREDICT_BATCH_SIZE):
-                acts = np.asarray(probe(X[start : start + PREDICT_BATCH_SIZE], training=False))
-                acts = acts.reshape(-1, acts.shape[-1]).astype(np.float64)
-                if mean is None:
-                    mean, variance = np.zeros(acts.shape[1]), np.zeros(acts.shape[1])
-                mean += acts.sum(axis=0)
-                variance += (acts**2).sum(axis=0)
-                count += len(acts)
-            mean /= count
-            variance = np.maximum(variance / count - mean**2, 0.0)
+                batch = X[start : start + PREDICT_BATCH_SIZE]
+                batch_mean, batch_var = (np.float64(m) for m in moments(batch))
+                n_batch = len(batch) * per_sample
+                delta = batch_mean - mean
+                total = count + n_batch
+                mean = mean + delta * (n_batch / total)
+                sum_sq = sum_sq + batch_var * n_batch + delta**2 * (count * n_batch / total)
+                count = total
+            variance = np.maximum(sum_sq / count, 0.0)
             layer.moving_mean.assign(mean.astype(np.float32))
             layer.moving_variance.assign(variance.astype(np.float32))
+
+
+def _moments_function(probe: keras.Model, signature):
+    """Compiled per-channel mean and variance of ``probe``'s output on one batch.
+
+    One graph per layer, traced once (the batch dimension is free). The moments are
+    taken inside TensorFlow, centred (no cancellation), rather than as float64 NumPy
+    copies of every activation, which cost more than the network itself.
+    """
+    import tensorflow as tf
+
+    @tf.function(input_signature=[signature])
+    def moments(batch):
+        acts = probe(batch, training=False)
+        acts = tf.reshape(acts, (-1, acts.shape[-1]))
+        return tf.nn.moments(acts, axes=[0])
+
+    return moments
+
+
+#: Compiled inference function of each model, made on first use. Weak keys: the cache
+#: never keeps a model alive, and nothing is added to the model (which is pickled).
+_INFERENCE_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _predict_in_batches(model: keras.Model, X: np.ndarray) -> np.ndarray:
+    """``model.predict(X)`` as compiled calls on batches of ``PREDICT_BATCH_SIZE``."""
+    import tensorflow as tf
+
+    key = (X.dtype.str, tuple(X.shape[1:]))
+    functions = _INFERENCE_FUNCTIONS.setdefault(model, {})
+    function = functions.get(key)
+    if function is None:
+        # The traced graph holds the model's variables, not the model: a weak reference
+        # here keeps the cache from keeping its own key alive.
+        model_ref = weakref.ref(model)
+        signature = tf.TensorSpec((None, *X.shape[1:]), X.dtype)
+        function = functions[key] = tf.function(
+            lambda batch: model_ref()(batch, training=False), input_signature=[signature]
+        )
+    outputs = [
+        function(X[start : start + PREDICT_BATCH_SIZE]).numpy()
+        for start in range(0, len(X), PREDICT_BATCH_SIZE)
+    ]
+    return np.concatenate(outputs) if len(outputs) > 1 else outputs[0]
 
 
 @contextlib.contextmanager
