@@ -30,7 +30,7 @@ Usage::
         [--epochs 2] [--batch-size 32] [--learning-rate 0.01] [--repeats 1] \\
         [--augmentation fused|layers] [--tf-threads N] [--skip-tutorial]
 
-See ``docs/benchmarks_training_notes.md`` for measured figures.
+See ``docs/benchmarks_training.md`` for measured figures.
 """
 
 from __future__ import annotations

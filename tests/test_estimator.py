@@ -335,3 +335,62 @@ def test_seeded_fit_leaves_global_random_state_alone(sample):
     # an unseeded fit right after a seeded one must work (unseeded ops under
     # deterministic mode would raise)
     IDCClassifier(**{**TINY, "epochs": 1, "random_state": None}).fit(X[:64], y[:64])
+
+
+def test_one_patch_gives_one_row(fitted, sample):
+    X, _, _ = sample
+    proba = fitted.predict_proba(X[:1])
+    assert proba.shape == (1, 2)
+    np.testing.assert_allclose(proba, fitted.predict_proba(X[:3])[:1], rtol=1e-5, atol=1e-6)
+    assert fitted.predict(X[:1]).shape == (1,)
+
+
+def test_score_refuses_labels_never_seen_at_fit(fitted, sample):
+    X, y, _ = sample
+    with pytest.raises(ValueError, match=r"labels never seen at fit: \[7\].*classes \[0, 1\]"):
+        fitted.score(X, np.where(y == 1, 7, y))
+    with pytest.raises(ValueError, match=r"never seen at fit: \['0', '1'\]"):
+        fitted.score(X, y.astype(str))
+    assert 0 <= fitted.score(X, y) <= 1
+
+
+def test_object_arrays_of_numbers_work_and_of_text_fail(fitted, sample):
+    X, _, _ = sample
+    np.testing.assert_allclose(
+        fitted.predict_proba(X[:4].astype(object)), fitted.predict_proba(X[:4]), rtol=1e-5
+    )
+    text = X[:4].astype(object)
+    text[0, 0, 0, 0] = "pixel"
+    with pytest.raises(ValueError, match="pixel"):
+        fitted.predict_proba(text)
+
+
+def test_values_beyond_float32_are_refused(fitted, sample):
+    X, _, _ = sample
+    huge = X[:2].astype(np.float64)
+    huge[0, 0, 0, 0] = 1e39
+    with pytest.raises(ValueError, match="beyond float32"):
+        fitted.predict_proba(huge)
+
+
+def test_stain_jitter_is_a_training_layer(sample):
+    from keras.src.trainers.trainer import model_supports_jit
+
+    from idcclf.stain import RandomStainJitter
+
+    X, y, groups = sample
+    clf = IDCClassifier(**{**TINY, "epochs": 1}, stain_jitter=0.05).fit(X, y, groups=groups)
+    layers = [layer for layer in clf.model_.layers if isinstance(layer, RandomStainJitter)]
+    assert len(layers) == 1 and layers[0].value_range == (0.0, 255.0)
+    assert layers[0].scale == layers[0].shift == 0.05
+    # Identity at inference: the same weights without the layer predict the same.
+    assert clf.predict_proba(X[:8]).shape == (8, 2)
+    plain = IDCClassifier(**{**TINY, "epochs": 1}).fit(X, y)
+    assert not any(isinstance(layer, RandomStainJitter) for layer in plain.model_.layers)
+    # The geometric augmentation has no XLA kernel, so Keras must not try XLA (its
+    # default on a GPU); without augmentation nothing stops it.
+    assert not model_supports_jit(plain.model_)
+    no_aug = IDCClassifier(**{**TINY, "epochs": 1}, augment=False).fit(X, y)
+    assert model_supports_jit(no_aug.model_)
+    with pytest.raises(ValueError, match="stain_jitter"):
+        IDCClassifier(**TINY, stain_jitter=1.5).fit(X, y)

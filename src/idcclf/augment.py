@@ -9,7 +9,7 @@ By default the whole chain runs as *one* resampling per image
 quarter turns), a small rotation, a zoom and a shift compose into one affine map, so
 the patch is interpolated once instead of three times. That is about five times
 cheaper than Keras' separate ``RandomFlip``, ``RandomRotation``, ``RandomZoom`` and
-``RandomTranslation`` layers (see ``docs/benchmarks_training_notes.md``) and blurs the
+``RandomTranslation`` layers (see ``docs/benchmarks_training.md``) and blurs the
 patch less; ``build_augmentation(..., fused=False)`` still builds the separate layers.
 """
 
@@ -107,6 +107,9 @@ class RandomPatchTransform(layers.Layer):
         self.flips = bool(flips)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        # TensorFlow has no XLA kernel for the projective transform it lowers to, and
+        # Keras compiles with XLA by default on a GPU: this keeps it from trying.
+        self.supports_jit = False
 
     def call(self, images, training=None):
         if not training:

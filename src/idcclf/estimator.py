@@ -36,6 +36,7 @@ from sklearn.utils.validation import (
 from ._io import atomic_path, atomic_write_text
 from .augment import build_augmentation
 from .model import build_cancernet
+from .stain import RandomStainJitter
 
 OPTIMIZERS = {
     "adagrad": keras.optimizers.Adagrad,
@@ -51,7 +52,7 @@ EPOCH_RECALIBRATION_SAMPLES = 1024
 
 #: Batch size for inference and batch-norm re-estimation. On CPU, batches of 64 keep
 #: the first block's activations (64 x 50 x 50 x 32 floats) in cache and were faster
-#: than 32, 128 or 256 (docs/benchmarks_training_notes.md).
+#: than 32, 128 or 256 (docs/benchmarks_training.md).
 PREDICT_BATCH_SIZE = 64
 
 
@@ -84,6 +85,12 @@ batch_norm, separable, dense_units
     augment : bool, default=True
         Random flips, 90-degree rotations, small rotations, zooms and shifts, applied
         in training only (see :mod:`idcclf.augment`).
+    stain_jitter : float, default=0.0
+        Strength of random H&E stain jitter in training (see :mod:`idcclf.stain`):
+        each patch's haematoxylin, eosin and DAB concentrations are scaled by a
+        factor in ``[1 - s, 1 + s]`` and shifted by up to ``s``; 0 turns it off, 0.05
+        is the usual "light" setting. Meant for data from several labs or scanners;
+        on the 22 patients of one lab it did not help (``docs/evaluation.md``).
     optimizer : {'adagrad', 'adam', 'sgd', 'rmsprop'}, default='adagrad'
         Optimizer; the tutorial uses Adagrad.
     learning_rate : float, default=1e-2
@@ -185,6 +192,7 @@ batch_norm, separable, dense_units
         dense_units: int = 256,
         rescale: float | None = 1.0 / 255.0,
         augment: bool = True,
+        stain_jitter: float = 0.0,
         optimizer: str = "adagrad",
         learning_rate: float = 1e-2,
         batch_size: int = 32,
@@ -209,6 +217,7 @@ batch_norm, separable, dense_units
         self.dense_units = dense_units
         self.rescale = rescale
         self.augment = augment
+        self.stain_jitter = stain_jitter
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -295,6 +304,7 @@ batch_norm, separable, dense_units
             "epochs": isinstance(self.epochs, numbers.Integral) and self.epochs > 0,
             "validation_fraction": 0.0 <= self.validation_fraction < 1.0,
             "n_iter_no_change": self.n_iter_no_change >= 1,
+            "stain_jitter": 0.0 <= self.stain_jitter < 1.0,
         }
         for param, ok in checks.items():
             if not ok:
@@ -324,6 +334,13 @@ batch_norm, separable, dense_units
             return X, y
         X = check_array(_check_pixel_dtype(X), allow_nd=True, dtype="numeric")
         if X.dtype.kind == "f" and X.dtype != np.float32:
+            if X.dtype.itemsize > 4 and X.size:
+                largest = max(float(X.max()), -float(X.min()))
+                if largest > float(np.finfo(np.float32).max):
+                    raise ValueError(
+                        f"X has values up to {largest:.3g} in magnitude, beyond float32 "
+                        "(the network's precision); pass pixel values"
+                    )
             X = X.astype(np.float32)  # Keras computes in float32; float64 would be cast anyway
         if y is not None:
             check_consistent_length(X, y)
@@ -406,6 +423,13 @@ batch_norm, separable, dense_units
         )
         inputs = keras.Input(shape=shape, name="patch")
         x = inputs
+        if self.stain_jitter:
+            # Pixels reach the network as 0..1/rescale (0-255 for the default).
+            top = 1.0 / self.rescale if self.rescale else 1.0
+            seed = None if self._random_state is None else self._random_state + 7
+            x = RandomStainJitter(
+                self.stain_jitter, self.stain_jitter, value_range=(0.0, top), seed=seed
+            )(x)
         if self.augment:
             seed = self._random_state
             x = build_augmentation(shape, seed=seed)(x)
@@ -575,7 +599,8 @@ batch_norm, separable, dense_units
         -------
         ndarray of shape (n_samples, n_classes)
         """
-        return super().predict_proba(X)
+        # scikeras squeezes its output, which turns one patch's (1, 2) into (2,).
+        return np.asarray(super().predict_proba(X)).reshape(-1, len(self.classes_))
 
     def predict(self, X) -> np.ndarray:
         """Most probable class of each patch.
@@ -589,7 +614,37 @@ batch_norm, separable, dense_units
         ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
-        return super().predict(X)
+        return np.asarray(super().predict(X)).reshape(-1)
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy of ``predict(X)`` against ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, H, W, C) or (n_samples, H*W*C)
+        y : array-like of shape (n_samples,)
+            True labels, all among ``classes_``.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        ValueError
+            If ``y`` holds labels the model was not fitted on (they could never be
+            predicted, so the score would silently count them as errors).
+        """
+        check_is_fitted(self)
+        known = set(self.classes_.tolist())
+        unseen = sorted({v for v in np.unique(np.asarray(y)).tolist()} - known, key=str)
+        if unseen:
+            raise ValueError(
+                f"y has labels never seen at fit: {unseen}; this IDCClassifier was fitted "
+                f"on classes {self.classes_.tolist()}"
+            )
+        return super().score(X, y, sample_weight=sample_weight)
 
 
 def _check_pixel_dtype(X):
