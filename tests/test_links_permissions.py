@@ -84,9 +84,14 @@ def _make_unreadable(path, monkeypatch):
 @pytest.fixture
 def restore_modes(tree):
     yield
+    # Give modes back (top-down, so each folder is listable before it is walked) so
+    # that pytest can remove the tree.
+    tree.chmod(0o755)
     for dirpath, dirnames, filenames in os.walk(tree):
         for name in dirnames + filenames:
-            os.chmod(os.path.join(dirpath, name), 0o755, follow_symlinks=False)
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o755)
 
 
 def test_unreadable_file_is_reported(tree, monkeypatch, restore_modes):
