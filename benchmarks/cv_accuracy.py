@@ -8,7 +8,7 @@ Usage::
 
     python benchmarks/cv_accuracy.py [--data ../shared/data/idc] [--folds 3] [--epochs 6]
         [--out cv_accuracy.json] [--set stain_jitter=0.05 --set learning_rate=0.02]
-        [--fraction 0.25]
+        [--fraction 0.25] [--augmentation fused|layers]
 
 ``--set NAME=VALUE`` changes an ``IDCClassifier`` parameter (VALUE is a Python literal).
 ``--fraction`` keeps that random share of each patient's patches of each class (so the
@@ -16,13 +16,16 @@ patients and the class balance stay as they are), for quicker, indicative compar
 Besides the figures at the default 0.5 threshold, each fold also reports balanced
 accuracy at a threshold chosen on the fold's validation patients (the estimator's
 internal, patient-grouped validation split, never the test patients) with
-``idcclf.metrics.choose_threshold``.
+``idcclf.metrics.choose_threshold``. ``--augmentation layers`` trains with the
+separate Keras augmentation layers (``build_augmentation(fused=False)``) instead of the
+default single resampling, to compare their accuracy.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import json
 import os
 import sys
@@ -51,6 +54,7 @@ def main() -> int:
         help="IDCClassifier parameter (repeatable)",
     )
     parser.add_argument("--fraction", type=float, default=1.0)
+    parser.add_argument("--augmentation", choices=("fused", "layers"), default="fused")
     args = parser.parse_args()
     params = {}
     for item in args.set:
@@ -69,6 +73,11 @@ def main() -> int:
     from idcclf._io import atomic_write_text
     from idcclf.metrics import choose_threshold, evaluation_report
 
+    if args.augmentation == "layers":
+        from idcclf import estimator
+
+        estimator.build_augmentation = functools.partial(estimator.build_augmentation, fused=False)
+
     bunch = load_idc(args.data)
     X, y, groups = bunch.data, bunch.target, bunch.groups
     if args.fraction < 1:
@@ -84,7 +93,7 @@ def main() -> int:
     print(
         f"{len(y)} patches, {len(np.unique(groups))} patients, {y.mean():.1%} IDC; "
         f"{args.folds} folds by patient, {args.epochs} epochs, {os.cpu_count()} CPUs; "
-        f"parameters {params or 'default'}"
+        f"parameters {params or 'default'}, {args.augmentation} augmentation"
     )
     folds = []
     splitter = StratifiedGroupKFold(n_splits=args.folds, shuffle=True, random_state=0)
@@ -133,6 +142,7 @@ def main() -> int:
                 "params": params,
                 "n_patches": int(len(y)),
                 "fraction": args.fraction,
+                "augmentation": args.augmentation,
                 "folds": folds,
                 "summary": summary,
             },

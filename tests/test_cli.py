@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pytest
 from _trees import make_sample_tree
@@ -68,10 +69,15 @@ def test_train_prints_metrics_and_patient_split(tiny_tree, tmp_path, capsys):
                 "0.2",
                 "--val-size",
                 "0.2",
+                "--lr-schedule",
+                "cosine",
             ]
         )
         == 0
     )
+    model = joblib.load(tmp_path / "model.joblib")
+    assert model.lr_schedule == "cosine"
+    np.testing.assert_allclose(model.history_["learning_rate"], [0.01], rtol=1e-6)
     out = capsys.readouterr().out
     for word in (
         "accuracy",
@@ -148,6 +154,7 @@ def test_bad_paths_give_one_line_and_exit_2(tmp_path, trained):
         ("train", "--data", str(a_file)),
         ("train", "--data", str(empty)),
         ("train", "--epochs", "0"),
+        ("train", "--lr-schedule", "linear"),
         ("train", "--out", str(a_file)),
         ("predict", str(tmp_path / "missing.joblib"), str(a_file)),
         ("predict", str(not_a_model), str(a_file)),

@@ -252,6 +252,7 @@ def test_bad_predict_input_names_the_shape(fitted, sample):
     "params, match",
     [
         (dict(optimizer="adamw"), "optimizer must be one of"),
+        (dict(lr_schedule="linear"), "lr_schedule must be one of"),
         (dict(learning_rate=0), "learning_rate"),
         (dict(epochs=0), "epochs"),
         (dict(validation_fraction=1.5), "validation_fraction"),
@@ -263,6 +264,20 @@ def test_bad_parameters_name_the_parameter(sample, params, match):
     X, y, _ = sample
     with pytest.raises(ValueError, match=match):
         IDCClassifier(**{**TINY, **params}).fit(X, y)
+
+
+def test_cosine_schedule_decays_the_learning_rate_every_epoch(sample):
+    X, y, _ = sample
+    clf = IDCClassifier(**{**TINY, "epochs": 4}, learning_rate=0.02, lr_schedule="cosine")
+    clf.fit(X[:64], y[:64])
+    expected = [0.02 * (1 + np.cos(np.pi * epoch / 4)) / 2 for epoch in range(4)]
+    np.testing.assert_allclose(clf.history_["learning_rate"], expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        float(clf.model_.optimizer.learning_rate.numpy()), expected[-1], rtol=1e-6
+    )
+    constant = IDCClassifier(**{**TINY, "epochs": 2}, learning_rate=0.02).fit(X[:64], y[:64])
+    assert "learning_rate" not in constant.history_
+    np.testing.assert_allclose(float(constant.model_.optimizer.learning_rate.numpy()), 0.02)
 
 
 def test_groups_must_match_samples(sample):
@@ -312,6 +327,15 @@ def test_checkpoint_of_other_settings_is_refused(sample, tmp_path):
     IDCClassifier(**{**TINY, "epochs": 1}, checkpoint_dir=folder).fit(X, y, groups=groups)
     with pytest.raises(ValueError, match="checkpoint_dir.*other settings"):
         IDCClassifier(**{**TINY, "epochs": 1}, learning_rate=0.5, checkpoint_dir=folder).fit(
+            X, y, groups=groups
+        )
+    # a cosine schedule depends on the number of epochs, so more of them is another run
+    cosine = tmp_path / "cosine"
+    IDCClassifier(**{**TINY, "epochs": 1}, lr_schedule="cosine", checkpoint_dir=cosine).fit(
+        X, y, groups=groups
+    )
+    with pytest.raises(ValueError, match="checkpoint_dir.*other settings"):
+        IDCClassifier(**{**TINY, "epochs": 2}, lr_schedule="cosine", checkpoint_dir=cosine).fit(
             X, y, groups=groups
         )
     stranger = tmp_path / "stranger"

@@ -44,6 +44,11 @@ OPTIMIZERS = {
     "sgd": keras.optimizers.SGD,
     "rmsprop": keras.optimizers.RMSprop,
 }
+# learning rate of each epoch (from 0), given the initial rate and the number of epochs
+LR_SCHEDULES = {
+    "constant": lambda rate, epoch, epochs: rate,
+    "cosine": lambda rate, epoch, epochs: rate * (1 + math.cos(math.pi * epoch / epochs)) / 2,
+}
 
 #: Training patches used to re-estimate batch-normalization statistics after fit.
 RECALIBRATION_SAMPLES = 4096
@@ -95,6 +100,11 @@ batch_norm, separable, dense_units
         Optimizer; the tutorial uses Adagrad.
     learning_rate : float, default=1e-2
         Learning rate of the optimizer.
+    lr_schedule : {'constant', 'cosine'}, default='constant'
+        Learning rate over the epochs: ``'constant'`` keeps ``learning_rate``;
+        ``'cosine'`` starts at ``learning_rate`` and decays it every epoch along a
+        half cosine, ``learning_rate * (1 + cos(pi * epoch / epochs)) / 2``, towards 0
+        at ``epochs``. With a schedule, ``history_`` also records ``learning_rate``.
     batch_size : int, default=32
         Mini-batch size for training.
     epochs : int, default=40
@@ -124,8 +134,9 @@ batch_norm, separable, dense_units
     checkpoint_dir : str, path or None, default=None
         Folder where the model, optimizer state and history are saved (atomically)
         after every epoch. A later ``fit`` with the same settings and labels resumes
-        from the last saved epoch; a checkpoint of other settings is refused, never
-        overwritten.
+        from the last saved epoch (``epochs`` may grow, except with a learning-rate
+        schedule, which depends on it); a checkpoint of other settings is refused,
+        never overwritten.
     verbose : int, default=0
         0 is silent, 1 shows the Keras progress bar, 2 one line per epoch.
 
@@ -195,6 +206,7 @@ batch_norm, separable, dense_units
         stain_jitter: float = 0.0,
         optimizer: str = "adagrad",
         learning_rate: float = 1e-2,
+        lr_schedule: str = "constant",
         batch_size: int = 32,
         epochs: int = 40,
         class_weight: str | dict | None = None,
@@ -220,6 +232,7 @@ batch_norm, separable, dense_units
         self.stain_jitter = stain_jitter
         self.optimizer = optimizer
         self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
         self.batch_size = batch_size
         self.epochs = epochs
         self.class_weight = class_weight
@@ -297,6 +310,10 @@ batch_norm, separable, dense_units
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(
                 f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"lr_schedule must be one of {list(LR_SCHEDULES)}, got {self.lr_schedule!r}"
             )
         checks = {
             "learning_rate": self.learning_rate > 0,
@@ -474,7 +491,11 @@ batch_norm, separable, dense_units
                 else None
             ),
         )
-        callbacks = [keras.callbacks.TerminateOnNaN(), tracker]
+        callbacks = [keras.callbacks.TerminateOnNaN()]
+        if self.lr_schedule != "constant":
+            # Before the tracker, so that the epoch's learning rate reaches history_.
+            callbacks.append(keras.callbacks.LearningRateScheduler(self._scheduled_rate))
+        callbacks.append(tracker)
         checkpoint = None
         if self.checkpoint_dir is not None:
             checkpoint = _Checkpoint(self.checkpoint_dir, self._checkpoint_fingerprint(y, groups))
@@ -514,6 +535,9 @@ batch_norm, separable, dense_units
                 stacklevel=4,
             )
 
+    def _scheduled_rate(self, epoch: int, current_rate: float) -> float:
+        return LR_SCHEDULES[self.lr_schedule](self.learning_rate, epoch, self.epochs)
+
     def _recalibration_subset(self, X_train: np.ndarray, n: int) -> np.ndarray:
         rng = np.random.default_rng(self._random_state)
         n = min(len(X_train), n)
@@ -521,10 +545,12 @@ batch_norm, separable, dense_units
 
     def _checkpoint_fingerprint(self, y, groups) -> dict:
         """What must match for a checkpoint to be resumed: settings and training labels."""
+        # The number of epochs may grow between resumes, unless a schedule depends on it.
+        ignored = {"verbose", "checkpoint_dir"}
+        if self.lr_schedule == "constant":
+            ignored.add("epochs")
         params = {
-            key: repr(value)
-            for key, value in self.get_params().items()
-            if key not in ("epochs", "verbose", "checkpoint_dir")
+            key: repr(value) for key, value in self.get_params().items() if key not in ignored
         }
         labels = hashlib.sha256(np.ascontiguousarray(y).tobytes())
         if groups is not None:

@@ -46,6 +46,12 @@ def add_parser(subparsers) -> None:
         "--learning-rate", type=positive_float, default=1e-2, help="learning rate (default: 0.01)"
     )
     parser.add_argument(
+        "--lr-schedule",
+        choices=["constant", "cosine"],
+        default="constant",
+        help="learning rate over the epochs: constant, or cosine decay (default: constant)",
+    )
+    parser.add_argument(
         "--optimizer",
         choices=["adagrad", "adam", "sgd", "rmsprop"],
         default="adagrad",
@@ -133,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
+        lr_schedule=args.lr_schedule,
         optimizer=args.optimizer,
         class_weight=None if args.class_weight == "none" else args.class_weight,
         augment=not args.no_augment,
