@@ -117,6 +117,34 @@ def test_heatmap_command(model_file, tmp_path, capsys):
         assert image.size[0] > 2 * image.size[1]  # three panels side by side
 
 
+def test_tta_flag_predicts_with_test_time_augmentation(model_file, tmp_path, capsys):
+    from sklearn.metrics import roc_auc_score
+
+    model = joblib.load(model_file)
+    bunch = load_sample(patients=["8863"])
+    plain = model.predict_proba(bunch.data)[:, 1]
+    tta = model.set_params(test_time_augmentation=True).predict_proba(bunch.data)[:, 1]
+    assert np.abs(plain - tta).max() > 1e-3, "the check needs views that differ"
+
+    files = [str(sample_path() / name) for name in bunch.filenames[:20]]
+    capsys.readouterr()
+    assert main(["predict", "--tta", str(model_file), *files]) == 0
+    printed = [float(line.split("\t")[0]) for line in capsys.readouterr().out.splitlines()[1:]]
+    np.testing.assert_allclose(printed, tta[:20], atol=1e-4)
+
+    out = tmp_path / "eval"
+    argv = ["evaluate", str(model_file), "--patients", "8863", "--out", str(out), "--tta"]
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(bunch.target, tta), abs=1e-6)
+    assert metrics["roc_auc"] != pytest.approx(roc_auc_score(bunch.target, plain), abs=1e-6)
+
+    image = tmp_path / "h.png"
+    argv = ["heatmap", "--tta", str(model_file), str(sample_path() / "8863"), "--out", str(image)]
+    assert main(argv) == 0
+    assert_png(image)
+
+
 def test_bad_model_files(model_file, tmp_path, capsys):
     not_a_model = tmp_path / "dict.joblib"
     joblib.dump({"weights": [1, 2]}, not_a_model)

@@ -280,6 +280,44 @@ def test_cosine_schedule_decays_the_learning_rate_every_epoch(sample):
     np.testing.assert_allclose(float(constant.model_.optimizer.learning_rate.numpy()), 0.02)
 
 
+def test_test_time_augmentation_averages_the_symmetric_views(fitted, sample):
+    X, _, _ = sample
+    X = X[:10]
+    views = [np.rot90(X, turn, axes=(1, 2)) for turn in range(4)]
+    views += [view[:, :, ::-1] for view in views]
+    plain = [fitted.predict_proba(np.ascontiguousarray(view)) for view in views]
+    assert np.abs(plain[0] - plain[5]).max() > 1e-4, "views should differ for this check"
+    # a prediction-only setting: it can be switched on a fitted model
+    fitted.set_params(test_time_augmentation=True)
+    try:
+        np.testing.assert_allclose(fitted.predict_proba(X), np.mean(plain, axis=0), atol=1e-5)
+    finally:
+        fitted.set_params(test_time_augmentation=False)
+    np.testing.assert_allclose(fitted.predict_proba(X), plain[0], atol=1e-6)
+
+
+def test_test_time_augmentation_of_rows_uses_the_four_flips(sample):
+    X, y, _ = sample
+    rows = X[:64, :2].reshape(64, 1, -1)[:, 0]  # 64 rows of 300 values: 1 x 300 images
+    clf = IDCClassifier(**TINY, input_shape=None, validation_fraction=0).fit(rows, y[:64])
+    flips = [rows, rows[:, ::-1]]
+    expected = np.mean([clf.predict_proba(np.ascontiguousarray(v)) for v in flips], axis=0)
+    # a 1-pixel-high image is its own upside-down flip, so the 4 flips are 2 pairs
+    clf.set_params(test_time_augmentation=True)
+    np.testing.assert_allclose(clf.predict_proba(rows), expected, atol=1e-5)
+
+
+def test_model_saved_before_a_parameter_existed_loads_with_its_default(fitted, sample):
+    X, _, _ = sample
+    state = fitted.__getstate__()
+    del state["test_time_augmentation"], state["lr_schedule"]
+    old = IDCClassifier.__new__(IDCClassifier)
+    old.__setstate__(state)
+    assert old.get_params()["test_time_augmentation"] is False
+    assert old.get_params()["lr_schedule"] == "constant"
+    np.testing.assert_array_equal(old.predict_proba(X[:5]), fitted.predict_proba(X[:5]))
+
+
 def test_groups_must_match_samples(sample):
     X, y, groups = sample
     with pytest.raises(ValueError, match="groups"):

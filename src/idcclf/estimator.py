@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 import math
 import numbers
@@ -111,6 +112,12 @@ batch_norm, separable, dense_units
         Maximum number of passes over the training data.
     class_weight : None, 'balanced' or dict, default=None
         Class weights, computed on the training part (after the validation split).
+    test_time_augmentation : bool, default=False
+        Average the predicted probabilities over the flips and quarter turns of each
+        patch (8 views of a square patch, 4 flips otherwise), the same symmetries as
+        the training augmentation. Prediction costs 8 (or 4) times as much. Only
+        prediction changes, so it can be switched on a fitted model with
+        ``set_params``.
     validation_fraction : float, default=0.1
         Share of the training data held out to report validation loss and accuracy
         per epoch (in ``history_``) and for early stopping. The split is stratified by
@@ -210,6 +217,7 @@ batch_norm, separable, dense_units
         batch_size: int = 32,
         epochs: int = 40,
         class_weight: str | dict | None = None,
+        test_time_augmentation: bool = False,
         validation_fraction: float = 0.1,
         early_stopping: bool = False,
         n_iter_no_change: int = 5,
@@ -236,6 +244,7 @@ batch_norm, separable, dense_units
         self.batch_size = batch_size
         self.epochs = epochs
         self.class_weight = class_weight
+        self.test_time_augmentation = test_time_augmentation
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
         self.n_iter_no_change = n_iter_no_change
@@ -258,6 +267,13 @@ batch_norm, separable, dense_units
         tags.input_tags.allow_nan = False
         tags.non_deterministic = self.random_state is None
         return tags
+
+    def __setstate__(self, state: dict) -> None:
+        # A model saved before a parameter existed loads with that parameter's default.
+        for name, parameter in inspect.signature(type(self).__init__).parameters.items():
+            if parameter.default is not inspect.Parameter.empty:
+                state.setdefault(name, parameter.default)
+        super().__setstate__(state)
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")
@@ -545,8 +561,9 @@ batch_norm, separable, dense_units
 
     def _checkpoint_fingerprint(self, y, groups) -> dict:
         """What must match for a checkpoint to be resumed: settings and training labels."""
-        # The number of epochs may grow between resumes, unless a schedule depends on it.
-        ignored = {"verbose", "checkpoint_dir"}
+        # Prediction-only settings may change, and the number of epochs may grow
+        # between resumes unless a schedule depends on it.
+        ignored = {"verbose", "checkpoint_dir", "test_time_augmentation"}
         if self.lr_schedule == "constant":
             ignored.add("epochs")
         params = {
@@ -611,7 +628,7 @@ batch_norm, separable, dense_units
         # One compiled inference call per batch: the same computation as
         # model_.predict (inference mode), without its per-call data-pipeline and
         # callback machinery, which cost about as much as the network on CPU.
-        return _predict_in_batches(self.model_, X)
+        return _predict_in_batches(self.model_, X, symmetric=bool(self.test_time_augmentation))
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities of each patch, columns in the order of ``classes_``.
@@ -738,26 +755,48 @@ def _moments_function(probe: keras.Model, signature):
 _INFERENCE_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _predict_in_batches(model: keras.Model, X: np.ndarray) -> np.ndarray:
-    """``model.predict(X)`` as compiled calls on batches of ``PREDICT_BATCH_SIZE``."""
+def _predict_in_batches(model: keras.Model, X: np.ndarray, symmetric: bool = False) -> np.ndarray:
+    """``model.predict(X)`` as compiled calls on batches of ``PREDICT_BATCH_SIZE``.
+
+    With ``symmetric``, each batch's output is the mean over its symmetric views
+    (:func:`_symmetric_views`).
+    """
     import tensorflow as tf
 
-    key = (X.dtype.str, tuple(X.shape[1:]))
+    key = (X.dtype.str, tuple(X.shape[1:]), symmetric)
     functions = _INFERENCE_FUNCTIONS.setdefault(model, {})
     function = functions.get(key)
     if function is None:
         # The traced graph holds the model's variables, not the model: a weak reference
         # here keeps the cache from keeping its own key alive.
         model_ref = weakref.ref(model)
+
+        def infer(batch):
+            if not symmetric:
+                return model_ref()(batch, training=False)
+            views = _symmetric_views(batch)
+            return tf.add_n([model_ref()(view, training=False) for view in views]) / len(views)
+
         signature = tf.TensorSpec((None, *X.shape[1:]), X.dtype)
-        function = functions[key] = tf.function(
-            lambda batch: model_ref()(batch, training=False), input_signature=[signature]
-        )
+        function = functions[key] = tf.function(infer, input_signature=[signature])
     outputs = [
         function(X[start : start + PREDICT_BATCH_SIZE]).numpy()
         for start in range(0, len(X), PREDICT_BATCH_SIZE)
     ]
     return np.concatenate(outputs) if len(outputs) > 1 else outputs[0]
+
+
+def _symmetric_views(batch) -> list:
+    """The flips and quarter turns of a batch of images: 8 views if square, else 4."""
+    import tensorflow as tf
+
+    height, width = batch.shape[1], batch.shape[2]
+    turns = range(4) if height == width else (0, 2)
+    views = []
+    for turn in turns:
+        turned = tf.image.rot90(batch, turn)
+        views += [turned, tf.reverse(turned, axis=[2])]
+    return views
 
 
 @contextlib.contextmanager

@@ -91,6 +91,22 @@ def load_model(path: Path):
     return model
 
 
+def add_test_time_augmentation(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation: average each patch's IDC probability over its 8 "
+        "flips and quarter turns (8 times the prediction time)",
+    )
+
+
+def use_test_time_augmentation(model, args: argparse.Namespace):
+    """``model``, predicting with test-time augmentation when ``--tta`` was given."""
+    if args.tta:
+        model.set_params(test_time_augmentation=True)
+    return model
+
+
 def quiet_tensorflow_start() -> None:
     """Import TensorFlow and initialize its devices with native stderr silenced.
 

@@ -7,7 +7,7 @@ import math
 import time
 from pathlib import Path
 
-from ._common import CLIError
+from ._common import CLIError, add_test_time_augmentation
 
 DEFAULT_OUT = Path("idcclf-eval")
 
@@ -50,6 +50,7 @@ def add_parser(subparsers) -> None:
         help="probability at or above which a patch is called IDC (default: 0.5)",
     )
     add_skip_bad_files(parser)
+    add_test_time_augmentation(parser)
     parser.add_argument(
         "--heatmaps",
         action="store_true",
@@ -97,10 +98,10 @@ def run(args: argparse.Namespace) -> int:
     if args.data is not None and not args.data.is_dir():
         raise CLIError(f"--data {args.data}: no such directory")
 
-    from ._common import load_model
+    from ._common import load_model, use_test_time_augmentation
 
     started = time.perf_counter()
-    model = load_model(args.model)
+    model = use_test_time_augmentation(load_model(args.model), args)
 
     from ..datasets import load_idc, load_sample
 

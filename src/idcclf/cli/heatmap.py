@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import CLIError
+from ._common import CLIError, add_test_time_augmentation
 from .evaluate import add_skip_bad_files, check_model_path, check_threshold, load_error, one_line
 
 
@@ -19,7 +19,7 @@ def add_parser(subparsers) -> None:
         "the predicted IDC probability map and the ground-truth IDC map as a PNG. Without "
         "MODEL, the pretrained CancerNet bundled with idcclf is used.",
         usage="idcclf heatmap [-h] [--out FILE.png] [--threshold T] [--skip-bad-files] "
-        "[MODEL] PATIENT_DIR",
+        "[--tta] [MODEL] PATIENT_DIR",
     )
     parser.add_argument(
         "items",
@@ -41,6 +41,7 @@ def add_parser(subparsers) -> None:
         help="outline the patches whose IDC probability is at least this (default: 0.5)",
     )
     add_skip_bad_files(parser)
+    add_test_time_augmentation(parser)
     parser.set_defaults(run=run)
 
 
@@ -63,9 +64,9 @@ def run(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise CLIError(f"--out {out}: is a directory; give the PNG file to write")
 
-    from ._common import load_model_or_pretrained
+    from ._common import load_model_or_pretrained, use_test_time_augmentation
 
-    model = load_model_or_pretrained(model_path)
+    model = use_test_time_augmentation(load_model_or_pretrained(model_path), args)
 
     from ..datasets import load_idc
 

@@ -7,9 +7,11 @@ from pathlib import Path
 
 from ._common import (
     CLIError,
+    add_test_time_augmentation,
     existing_path,
     load_model_or_pretrained,
     split_model_argument,
+    use_test_time_augmentation,
 )
 
 
@@ -21,7 +23,7 @@ def add_parser(subparsers) -> None:
         "under each folder given (searched recursively, in sorted order). Patches smaller "
         "than 50x50 are padded with white, as in training. Without MODEL, the pretrained "
         "CancerNet bundled with idcclf is used.",
-        usage="idcclf predict [-h] [--threshold T] [MODEL] PATH [PATH ...]",
+        usage="idcclf predict [-h] [--threshold T] [--tta] [MODEL] PATH [PATH ...]",
     )
     parser.add_argument(
         "items",
@@ -37,6 +39,7 @@ def add_parser(subparsers) -> None:
         default=0.5,
         help="probability at or above which a patch is called IDC (default: 0.5)",
     )
+    add_test_time_augmentation(parser)
     parser.set_defaults(run=run)
 
 
@@ -63,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     files = collect_pngs(paths)
     from ..datasets import load_patches
 
-    model = load_model_or_pretrained(model_path)
+    model = use_test_time_augmentation(load_model_or_pretrained(model_path), args)
     try:
         patches = load_patches(files)
     except ValueError as exc:
