@@ -187,7 +187,7 @@ def _decode_patch(path: str) -> np.ndarray:
         with open(path, "rb") as fh:
             raw = fh.read()
     except OSError as exc:
-        raise _BadPatch(f"cannot read file ({exc.strerror or exc})") from None
+        raise _BadPatch(_os_reason(exc, "cannot read file")) from None
     if not raw:
         raise _BadPatch("empty file (0 bytes)")
     if not raw.startswith(_PNG_SIGNATURE):
@@ -364,8 +364,9 @@ def _is_ignored(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 
 
-def _os_reason(exc: OSError) -> str:
-    return f"cannot read ({exc.strerror or exc})"
+def _os_reason(exc: OSError, failed: str = "cannot read") -> str:
+    """``"<failed> (<the OS's reason>)"``, the bad-file reason for an OSError."""
+    return f"{failed} ({exc.strerror or exc})"
 
 
 def _scan_pngs(dirpath: str, stat_files: bool, unreadable: list[tuple[str, str]]) -> _Folder:
@@ -493,7 +494,7 @@ class _Tree:
             try:
                 class_dirs, pngs = _scan_top(pdir, found)
             except OSError as exc:
-                self.unreadable.append((p, f"cannot list folder ({exc.strerror or exc})"))
+                self.unreadable.append((p, _os_reason(exc, "cannot list folder")))
                 continue
             self.unreadable += [(f"{p}/{n}", r) for n, r in found]
             if pngs:
@@ -503,9 +504,7 @@ class _Tree:
                 try:
                     files = _scan_pngs(os.path.join(pdir, c), stat_files, found)
                 except OSError as exc:
-                    self.unreadable.append(
-                        (f"{p}/{c}", f"cannot list folder ({exc.strerror or exc})")
-                    )
+                    self.unreadable.append((f"{p}/{c}", _os_reason(exc, "cannot list folder")))
                     continue
                 self.unreadable += [(f"{p}/{c}/{n}", r) for n, r in found]
                 if files or found:
