@@ -8,7 +8,7 @@ Usage::
 
     python benchmarks/cv_accuracy.py [--data ../shared/data/idc] [--folds 3] [--epochs 6]
         [--out cv_accuracy.json] [--set stain_jitter=0.05 --set learning_rate=0.02]
-        [--fraction 0.25] [--augmentation fused|layers]
+        [--fraction 0.25] [--augmentation fused|layers] [--seeds 3]
 
 ``--set NAME=VALUE`` changes an ``IDCClassifier`` parameter (VALUE is a Python literal).
 ``--fraction`` keeps that random share of each patient's patches of each class (so the
@@ -20,7 +20,11 @@ internal, patient-grouped validation split, never the test patients) with
 F1 with test-time augmentation switched (on, or off when ``--set
 test_time_augmentation=True``). ``--augmentation layers`` trains with the
 separate Keras augmentation layers (``build_augmentation(fused=False)``) instead of the
-default single resampling, to compare their accuracy.
+default single resampling, to compare their accuracy. ``--seeds N`` trains N models per
+fold (seeds differ, data and settings do not) and scores the mean of their
+probabilities, a seed ensemble; the first model's own figures are reported beside it
+(``*_first_model``), and the validation threshold is left out, since each model held
+out other validation patients.
 """
 
 from __future__ import annotations
@@ -43,6 +47,11 @@ METRICS = ("balanced_accuracy", "roc_auc", "f1", "sensitivity", "specificity", "
 TTA_METRICS = ("balanced_accuracy", "roc_auc", "f1")
 
 
+def mean_proba(models, X):
+    """IDC probability averaged over the models (one model: its own)."""
+    return np.mean([model.predict_proba(X)[:, 1] for model in models], axis=0)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "idc")
@@ -58,6 +67,7 @@ def main() -> int:
     )
     parser.add_argument("--fraction", type=float, default=1.0)
     parser.add_argument("--augmentation", choices=("fused", "layers"), default="fused")
+    parser.add_argument("--seeds", type=int, default=1)
     args = parser.parse_args()
     params = {}
     for item in args.set:
@@ -102,22 +112,38 @@ def main() -> int:
     splitter = StratifiedGroupKFold(n_splits=args.folds, shuffle=True, random_state=0)
     for k, (train, test) in enumerate(splitter.split(X, y, groups), start=1):
         start = time.perf_counter()
-        clf = IDCClassifier(
-            **{"epochs": args.epochs, "class_weight": "balanced", "random_state": k, **params}
-        )
-        clf.fit(X[train], y[train], groups=groups[train])
-        proba = clf.predict_proba(X[test])[:, 1]
+        models = []
+        for seed in range(args.seeds):
+            clf = IDCClassifier(
+                **{
+                    "epochs": args.epochs,
+                    "class_weight": "balanced",
+                    "random_state": k + 100 * seed,
+                    **params,
+                }
+            )
+            models.append(clf.fit(X[train], y[train], groups=groups[train]))
+        proba = mean_proba(models, X[test])
         report = evaluation_report(y[test], proba)
-        val = train[np.isin(groups[train], clf.validation_groups_)]
-        threshold = choose_threshold(y[val], clf.predict_proba(X[val])[:, 1])
-        tuned = evaluation_report(y[test], proba, threshold=threshold)
-        report["validation_threshold"] = float(threshold)
-        report["balanced_accuracy_at_validation_threshold"] = tuned["balanced_accuracy"]
-        # The same fitted model, predicting with test-time augmentation.
-        clf.set_params(test_time_augmentation=not clf.test_time_augmentation)
-        other = evaluation_report(y[test], clf.predict_proba(X[test])[:, 1])
-        clf.set_params(test_time_augmentation=not clf.test_time_augmentation)
-        suffix = "without_tta" if clf.test_time_augmentation else "with_tta"
+        if args.seeds == 1:
+            val = train[np.isin(groups[train], clf.validation_groups_)]
+            threshold = choose_threshold(y[val], clf.predict_proba(X[val])[:, 1])
+            tuned = evaluation_report(y[test], proba, threshold=threshold)
+            report["validation_threshold"] = float(threshold)
+            report["balanced_accuracy_at_validation_threshold"] = tuned["balanced_accuracy"]
+        else:
+            # Each model held out other validation patients, so no shared threshold.
+            single = evaluation_report(y[test], models[0].predict_proba(X[test])[:, 1])
+            for m in TTA_METRICS:
+                report[f"{m}_first_model"] = single[m]
+        # The same fitted models, predicting with test-time augmentation.
+        tta = not clf.test_time_augmentation
+        for model in models:
+            model.set_params(test_time_augmentation=tta)
+        other = evaluation_report(y[test], mean_proba(models, X[test]))
+        for model in models:
+            model.set_params(test_time_augmentation=not tta)
+        suffix = "with_tta" if tta else "without_tta"
         for m in TTA_METRICS:
             report[f"{m}_{suffix}"] = other[m]
         report["test_patients"] = sorted(map(str, np.unique(groups[test])))
@@ -137,8 +163,11 @@ def main() -> int:
         }
         for m in METRICS
     }
-    extra = ["balanced_accuracy_at_validation_threshold"]
-    extra += [key for key in folds[0] if key.endswith("_tta")]
+    extra = [
+        key
+        for key in folds[0]
+        if key.endswith(("_tta", "_first_model", "_at_validation_threshold"))
+    ]
     for key in extra:
         values = [f[key] for f in folds]
         summary[key] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
@@ -153,6 +182,7 @@ def main() -> int:
                 "n_patches": int(len(y)),
                 "fraction": args.fraction,
                 "augmentation": args.augmentation,
+                "seeds": args.seeds,
                 "folds": folds,
                 "summary": summary,
             },
