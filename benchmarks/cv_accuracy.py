@@ -69,6 +69,8 @@ def main() -> int:
     parser.add_argument("--augmentation", choices=("fused", "layers"), default="fused")
     parser.add_argument("--seeds", type=int, default=1)
     args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, got {args.seeds}")
     params = {}
     for item in args.set:
         name, _, value = item.partition("=")
@@ -76,6 +78,8 @@ def main() -> int:
             params[name] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
             params[name] = value
+    if args.seeds > 1 and "random_state" in params:
+        parser.error("--set random_state would give every seed of --seeds the same model")
     if not args.data.is_dir():
         print(f"no data at {args.data}: pass --data", file=sys.stderr)
         return 2

@@ -48,3 +48,18 @@ def test_folds_are_patient_disjoint_and_summarized(tmp_path, seeds):
     assert ("roc_auc_first_model" in summary) == (seeds > 1)
     assert ("balanced_accuracy_at_validation_threshold" in summary) == (seeds == 1)
     assert "fold 2:" in stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--seeds", "0"], "--seeds must be at least 1, got 0"),
+        (["--seeds", "2", "--set", "random_state=3"], "same model"),
+    ],
+)
+def test_bad_seed_options_are_named(args, message):
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
