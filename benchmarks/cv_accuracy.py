@@ -47,9 +47,9 @@ METRICS = ("balanced_accuracy", "roc_auc", "f1", "sensitivity", "specificity", "
 TTA_METRICS = ("balanced_accuracy", "roc_auc", "f1")
 
 
-def mean_proba(models, X):
-    """IDC probability averaged over the models (one model: its own)."""
-    return np.mean([model.predict_proba(X)[:, 1] for model in models], axis=0)
+def model_probas(models, X):
+    """Each model's IDC probability of every patch: one row per model."""
+    return np.array([model.predict_proba(X)[:, 1] for model in models])
 
 
 def main() -> int:
@@ -127,24 +127,26 @@ def main() -> int:
                 }
             )
             models.append(clf.fit(X[train], y[train], groups=groups[train]))
-        proba = mean_proba(models, X[test])
+        first = models[0]
+        probas = model_probas(models, X[test])
+        proba = probas.mean(axis=0)
         report = evaluation_report(y[test], proba)
         if args.seeds == 1:
-            val = train[np.isin(groups[train], clf.validation_groups_)]
-            threshold = choose_threshold(y[val], clf.predict_proba(X[val])[:, 1])
+            val = train[np.isin(groups[train], first.validation_groups_)]
+            threshold = choose_threshold(y[val], first.predict_proba(X[val])[:, 1])
             tuned = evaluation_report(y[test], proba, threshold=threshold)
             report["validation_threshold"] = float(threshold)
             report["balanced_accuracy_at_validation_threshold"] = tuned["balanced_accuracy"]
         else:
             # Each model held out other validation patients, so no shared threshold.
-            single = evaluation_report(y[test], models[0].predict_proba(X[test])[:, 1])
+            single = evaluation_report(y[test], probas[0])
             for m in TTA_METRICS:
                 report[f"{m}_first_model"] = single[m]
         # The same fitted models, predicting with test-time augmentation.
-        tta = not clf.test_time_augmentation
+        tta = not first.test_time_augmentation
         for model in models:
             model.set_params(test_time_augmentation=tta)
-        other = evaluation_report(y[test], mean_proba(models, X[test]))
+        other = evaluation_report(y[test], model_probas(models, X[test]).mean(axis=0))
         for model in models:
             model.set_params(test_time_augmentation=not tta)
         suffix = "with_tta" if tta else "without_tta"
