@@ -21,6 +21,7 @@ import os
 import re
 import threading
 import uuid
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -231,7 +232,11 @@ def _worker_model(key: str):
             )
         import joblib
 
-        model = joblib.load(io.BytesIO(held[0]))
+        with warnings.catch_warnings():
+            # Keras notes that the optimizer's slots are not restored: prediction
+            # never uses them.
+            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+            model = joblib.load(io.BytesIO(held[0]))
         _model_loads += 1
         _MODELS[key] = model
         while len(_MODELS) > _MAX_CACHED_MODELS:
@@ -251,17 +256,15 @@ def _make_plugin_class():
     from distributed import WorkerPlugin
 
     class ModelPlugin(WorkerPlugin):
-        """Hands a serialized model to every worker, including ones that join later.
-
-        Only the bytes are stored at setup (it runs in the worker's event loop, which
-        must not block on TensorFlow); the first task deserializes them.
-        """
+        """Hands a serialized model to every worker, including ones that join later."""
 
         def __init__(self, key: str, payload: bytes):
             self.key = key
             self.payload = payload
 
         def setup(self, worker) -> None:
+            # Only the bytes: setup runs in the worker's event loop, which must not
+            # block on TensorFlow; the first task deserializes them.
             with _LOCK:
                 held = _PAYLOADS.setdefault(self.key, [self.payload, 0])
                 held[1] += 1
