@@ -27,6 +27,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from ._format import format_value
+
 
 def sensitivity(y_true, y_pred, *, pos_label=1) -> float:
     """True positive rate: the share of IDC patches predicted IDC.
@@ -118,8 +120,9 @@ HEADLINE = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "f1",
 
 
 def format_report(report: dict) -> str:
-    """Render :func:`evaluation_report` output as readable text."""
-    lines = [f"{name:<18} {report[name]:.4f}" for name in (*HEADLINE, "precision", "pr_auc")]
+    """Render :func:`evaluation_report` output as readable text (undefined metrics: n/a)."""
+    names = (*HEADLINE, "precision", "pr_auc")
+    lines = [f"{name:<18} {format_value(report[name], 4)}" for name in names]
     (tn, fp), (fn, tp) = report["confusion_matrix"]
     lines += [
         f"{'threshold':<18} {report['threshold']:.4f}",

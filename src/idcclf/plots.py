@@ -1,4 +1,7 @@
-"""Plots written as PNG files; no display is needed."""
+"""Plots written as PNG files; no display is needed.
+
+Every function writes its file atomically (:mod:`idcclf._io`) and returns its path.
+"""
 
 from __future__ import annotations
 
@@ -132,6 +135,25 @@ def plot_confusion_matrix(
     return _save(fig, path)
 
 
+_CURVE_PARAMETERS = """y_true : array-like of shape (n_samples,)
+        True labels; both classes must be present.
+    proba : array-like of shape (n_samples,) or (n_samples, 2)
+        Probability of IDC, or ``predict_proba`` output (last column is IDC).
+    path : str or Path
+        PNG file to write (atomically).
+    threshold : float or None, default=0.5
+        Mark the operating point of this threshold; None marks nothing.
+    pos_label : label, default=1
+        The IDC (positive) label."""
+
+
+def _curve_doc(func):
+    # The two curves share their parameters; write them once.
+    func.__doc__ = func.__doc__.replace("{curve_parameters}", _CURVE_PARAMETERS)
+    return func
+
+
+@_curve_doc
 def plot_roc_curve(
     y_true,
     proba,
@@ -145,16 +167,7 @@ def plot_roc_curve(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels; both classes must be present.
-    proba : array-like of shape (n_samples,) or (n_samples, 2)
-        Probability of IDC, or ``predict_proba`` output (last column is IDC).
-    path : str or Path
-        PNG file to write (atomically).
-    threshold : float or None, default=0.5
-        Mark the operating point of this threshold; None marks nothing.
-    pos_label : label, default=1
-        The IDC (positive) label.
+    {curve_parameters}
     title : str, default='ROC curve'
         Figure title.
 
@@ -163,28 +176,10 @@ def plot_roc_curve(
     Path
         The file written.
     """
-    from sklearn.metrics import roc_auc_score, roc_curve
-
-    positive, proba = _curve_inputs(y_true, proba, pos_label, "ROC curve")
-    fpr, tpr, _ = roc_curve(positive, proba)
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot(fpr, tpr, label=f"model (AUC {roc_auc_score(positive, proba):.3f})")
-    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="chance")
-    if threshold is not None:
-        predicted = proba >= threshold
-        ax.plot(
-            predicted[~positive].mean(),
-            predicted[positive].mean(),
-            "o",
-            color="black",
-            label=f"threshold {threshold:.3g}",
-        )
-    ax.set_xlabel("1 - specificity (false positive rate)")
-    ax.set_ylabel("sensitivity (true positive rate)")
-    _finish(ax, title, legend_loc="lower right")
-    return _save(fig, path)
+    return _plot_curve("roc", y_true, proba, path, threshold, pos_label, title)
 
 
+@_curve_doc
 def plot_pr_curve(
     y_true,
     proba,
@@ -198,16 +193,7 @@ def plot_pr_curve(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels; both classes must be present.
-    proba : array-like of shape (n_samples,) or (n_samples, 2)
-        Probability of IDC, or ``predict_proba`` output (last column is IDC).
-    path : str or Path
-        PNG file to write (atomically).
-    threshold : float or None, default=0.5
-        Mark the operating point of this threshold; None marks nothing.
-    pos_label : label, default=1
-        The IDC (positive) label.
+    {curve_parameters}
     title : str, default='Precision-recall curve'
         Figure title.
 
@@ -216,32 +202,137 @@ def plot_pr_curve(
     Path
         The file written.
     """
+    return _plot_curve("pr", y_true, proba, path, threshold, pos_label, title)
+
+
+def _roc_points(positive: np.ndarray, proba: np.ndarray) -> tuple:
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    fpr, tpr, _ = roc_curve(positive, proba)
+    return fpr, tpr, f"model (AUC {roc_auc_score(positive, proba):.3f})"
+
+
+def _pr_points(positive: np.ndarray, proba: np.ndarray) -> tuple:
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
-    positive, proba = _curve_inputs(y_true, proba, pos_label, "precision-recall curve")
     precision, recall, _ = precision_recall_curve(positive, proba)
+    return recall, precision, f"model (AP {average_precision_score(positive, proba):.3f})"
+
+
+def _roc_operating_point(positive: np.ndarray, predicted: np.ndarray) -> tuple | None:
+    return predicted[~positive].mean(), predicted[positive].mean()
+
+
+def _pr_operating_point(positive: np.ndarray, predicted: np.ndarray) -> tuple | None:
+    # Precision is undefined when nothing is predicted IDC: no point then.
+    return (predicted[positive].mean(), positive[predicted].mean()) if predicted.any() else None
+
+
+#: Per curve: what it is called, its points, operating point, axis labels, legend place.
+_CURVES = {
+    "roc": (
+        "ROC curve",
+        _roc_points,
+        _roc_operating_point,
+        ("1 - specificity (false positive rate)", "sensitivity (true positive rate)"),
+        "lower right",
+    ),
+    "pr": (
+        "precision-recall curve",
+        _pr_points,
+        _pr_operating_point,
+        ("recall (sensitivity)", "precision"),
+        "lower left",
+    ),
+}
+
+
+def _plot_curve(kind: str, y_true, proba, path, threshold, pos_label, title: str) -> Path:
+    what, points, operating_point, (xlabel, ylabel), legend_loc = _CURVES[kind]
+    positive, proba = _curve_inputs(y_true, proba, pos_label, what)
+    x, y, label = points(positive, proba)
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.step(
-        recall,
-        precision,
-        where="post",
-        label=f"model (AP {average_precision_score(positive, proba):.3f})",
+    if kind == "roc":
+        ax.plot(x, y, label=label)
+        ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="chance")
+    else:
+        ax.step(x, y, where="post", label=label)
+        # A classifier without skill has the precision of the IDC share at every recall.
+        ax.axhline(positive.mean(), linestyle=":", color="grey", label="chance (IDC share)")
+    point = None if threshold is None else operating_point(positive, proba >= threshold)
+    if point is not None:
+        ax.plot(*point, "o", color="black", label=f"threshold {threshold:.3g}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    _finish(ax, title, legend_loc=legend_loc)
+    return _save(fig, path)
+
+
+def plot_study(result, path: str | Path) -> Path:
+    """Plot every metric per setting of a study (mean ± std over folds) and fit times.
+
+    Parameters
+    ----------
+    result : idcclf.studies.StudyResult
+        The outcome of :func:`idcclf.studies.run_study`.
+    path : str or Path
+        PNG file to write (atomically).
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    from ._format import plural
+    from .studies.registry import METRICS
+
+    table = result.table
+    labels = [row["setting"] for row in table]
+    fig, (ax, ax_time) = plt.subplots(
+        1,
+        2,
+        figsize=(11, 4.5),
+        gridspec_kw={"width_ratios": [3, 1]},
     )
-    # A classifier without skill has the precision of the IDC share at every recall.
-    ax.axhline(positive.mean(), linestyle=":", color="grey", label="chance (IDC share)")
-    if threshold is not None:
-        predicted = proba >= threshold
-        if predicted.any():
-            ax.plot(
-                predicted[positive].mean(),
-                positive[predicted].mean(),
-                "o",
-                color="black",
-                label=f"threshold {threshold:.3g}",
-            )
-    ax.set_xlabel("recall (sensitivity)")
-    ax.set_ylabel("precision")
-    _finish(ax, title, legend_loc="lower left")
+    width = 0.8 / len(table)
+    x = np.arange(len(METRICS))
+    for j, row in enumerate(table):
+        means = [row[f"{m}_mean"] for m in METRICS]
+        stds = [row[f"{m}_std"] for m in METRICS]
+        ax.bar(
+            x + (j - (len(table) - 1) / 2) * width,
+            means,
+            width,
+            yerr=stds,
+            capsize=2,
+            label=labels[j],
+        )
+    ax.set_xticks(x, [m.replace("_", " ") for m in METRICS])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(f"mean over {result.search.n_splits_} folds (bar: ± std)")
+    ax.set_title(f"study {result.study.name!r}: {plural(result.epochs, 'epoch')} per fit")
+    ax.legend(
+        fontsize="small",
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.1),
+        ncol=min(3, len(table)),
+        frameon=False,
+    )
+    ax.grid(axis="y", alpha=0.3)
+
+    y_pos = np.arange(len(table))
+    ax_time.barh(
+        y_pos,
+        [row["fit_time_mean"] for row in table],
+        xerr=[row["fit_time_std"] for row in table],
+        capsize=2,
+        color="gray",
+    )
+    ax_time.set_yticks(y_pos, labels, fontsize="small")
+    ax_time.invert_yaxis()
+    ax_time.set_xlabel("fit time (s)")
+    ax_time.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
     return _save(fig, path)
 
 
