@@ -72,3 +72,17 @@ def test_failed_folds_are_counted_and_shown():
     rows = list(csv.DictReader(io.StringIO(result.to_csv())))
     assert rows[1]["balanced_accuracy_mean"] == "0.75" and rows[1]["rank"] == "1"
     assert rows[0]["params"] == '{"learning_rate": "0.1"}'
+
+
+def test_the_refitted_estimator_is_kept_in_memory_only(tmp_path):
+    model, pipeline = object(), SimpleNamespace(named_steps={"classifier": "the classifier"})
+    scores = {"balanced_accuracy": [[0.9, 0.8], [0.7, 0.6]]}
+    result = StudyResult.from_search(
+        TOY, fake_search(scores, TOY_PARAMS, best_estimator_=model), elapsed=1, epochs=1
+    )
+    assert result.best_estimator_ is model and result.best_classifier_ is model
+    paths = result.save(tmp_path)
+    for key in ("csv", "markdown"):
+        assert "object at 0x" not in paths[key].read_text()
+    result.best_estimator_ = pipeline
+    assert result.best_classifier_ == "the classifier"

@@ -109,6 +109,7 @@ def test_imbalance_study_runs_every_route(imbalance_result):
     assert result.best["rank"] == 1
     assert "balanced_accuracy: best" in result.summary()
     assert "roc_auc: best" in result.summary()
+    assert result.best_estimator_ is None and result.best_classifier_ is None  # no refit
 
 
 def test_results_are_written_as_csv_markdown_and_png(imbalance_result, tmp_path):
@@ -123,3 +124,25 @@ def test_results_are_written_as_csv_markdown_and_png(imbalance_result, tmp_path)
     assert "Data: test." in markdown and "2 folds by patient" in markdown
     assert paths["plot"].read_bytes().startswith(PNG_SIGNATURE)
     assert not list((tmp_path / "out").glob(".*"))  # no temporary files left
+
+
+def test_the_refitted_best_setting_is_kept_ready_to_save(sample, tmp_path):
+    import joblib
+    from imblearn.under_sampling import RandomUnderSampler
+
+    from idcclf import IDCClassifier
+
+    X, y, groups = sample
+    grid = {"sampler": [RandomUnderSampler(random_state=0)], "classifier__class_weight": [None]}
+    result = run_study(
+        "imbalance", X, y, groups, cv=2, epochs=1, base_params=TINY, grid=grid, verbose=0
+    )
+    pipeline, classifier = result.best_estimator_, result.best_classifier_
+    assert pipeline is result.search.best_estimator_
+    assert [name for name, _ in pipeline.steps] == ["flatten", "sampler", "classifier"]
+    assert type(classifier) is IDCClassifier
+    # The sampler acts in fit only: the classifier alone predicts what the pipeline does.
+    np.testing.assert_allclose(classifier.predict_proba(X), pipeline.predict_proba(X))
+    joblib.dump(classifier, tmp_path / "best.joblib")
+    loaded = joblib.load(tmp_path / "best.joblib")
+    np.testing.assert_allclose(loaded.predict_proba(X[:20]), classifier.predict_proba(X[:20]))

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ class StudyResult:
     ----------
     study : Study
     search : GridSearchCV
-        The fitted search (``cv_results_``, ``best_params_``, ``best_estimator_``).
+        The fitted search (``cv_results_``, ``best_params_``).
     table : list of dict
         One row per setting, in grid order: ``setting`` (label), ``params`` (dict),
         ``<metric>_mean`` / ``<metric>_std`` over folds, ``<metric>_folds`` (list),
@@ -35,6 +35,11 @@ class StudyResult:
     elapsed : float
         Wall time of the search, in seconds.
     epochs : int
+    best_estimator_ : estimator or None
+        The best setting refitted on all the data (``refit=True``), ready to save with
+        ``joblib.dump``; None without refit. An ``IDCClassifier``, or for the
+        ``imbalance`` study the resampling pipeline (see :attr:`best_classifier_`).
+        It is kept in memory only: the CSV, Markdown and PNG files never hold it.
     """
 
     study: Study
@@ -42,18 +47,39 @@ class StudyResult:
     table: list[dict]
     elapsed: float
     epochs: int
+    best_estimator_: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_search(cls, study: Study, search, *, elapsed: float, epochs: int) -> StudyResult:
         """Tabulate a fitted search."""
         results = search.cv_results_
         table = [_row(study, results, i, search.n_splits_) for i in range(len(results["params"]))]
-        return cls(study=study, search=search, table=table, elapsed=elapsed, epochs=epochs)
+        return cls(
+            study=study,
+            search=search,
+            table=table,
+            elapsed=elapsed,
+            epochs=epochs,
+            best_estimator_=getattr(search, "best_estimator_", None),
+        )
 
     @property
     def best(self) -> dict:
         """The row ranked first by balanced accuracy."""
         return min(self.table, key=lambda row: row["rank"])
+
+    @property
+    def best_classifier_(self):
+        """The ``IDCClassifier`` of :attr:`best_estimator_` (None without refit).
+
+        The resampling pipeline of the ``imbalance`` study samples in ``fit`` only and
+        only flattens the patches in ``predict``, so its fitted classifier predicts the
+        same on its own; it is the model to save for ``idcclf evaluate``.
+        """
+        estimator = self.best_estimator_
+        if estimator is not None and hasattr(estimator, "named_steps"):
+            return estimator.named_steps["classifier"]
+        return estimator
 
     def summary(self, metrics: Sequence[str] = ("balanced_accuracy", "roc_auc")) -> str:
         """Which setting wins, and whether its lead exceeds the fold-to-fold spread.
@@ -166,7 +192,8 @@ class StudyResult:
         """Write ``<study>.csv``, ``<study>.md`` and ``<study>.png`` into ``out_dir``.
 
         The Markdown file holds the table, the summary, how the study was run and
-        ``notes`` (e.g. the data and the command).
+        ``notes`` (e.g. the data and the command). The refitted model is not written;
+        save :attr:`best_estimator_` with joblib for that.
 
         Returns
         -------

@@ -148,8 +148,8 @@ def run_study(
     random_state : int or None, default=0
         Seed of the classifiers, of the samplers and of the fold assignment.
     refit : bool, default=True
-        Refit the best setting (by balanced accuracy) on all the data, as
-        ``result.search.best_estimator_``.
+        Refit the best setting (by balanced accuracy) on all the data, kept as
+        ``result.best_estimator_`` (ready to save with joblib).
     verbose : int, default=1
         0 silent; otherwise a header, then one line per fit with its fold scores and
         time (from ``GridSearchCV``).
@@ -158,6 +158,7 @@ def run_study(
     -------
     StudyResult
         ``table`` (one row per setting), ``search`` (the fitted ``GridSearchCV``),
+        ``best_estimator_`` (the refitted best setting, or None without refit),
         ``save(out_dir)`` for CSV, Markdown and PNG.
 
     Raises
