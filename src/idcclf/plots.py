@@ -13,6 +13,7 @@ import numpy as np
 
 matplotlib.use("Agg")  # write files on headless machines; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ._io import atomic_path  # noqa: E402
 
@@ -39,8 +40,10 @@ def plot_training_curves(history: dict, path: str | Path, *, title: str = "Train
     """
     if not history.get("loss"):
         raise ValueError("history has no 'loss' values to plot; was the model fitted?")
-    epochs = range(1, len(history["loss"]) + 1)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    # Markers show every epoch (a 1-epoch run is single points); many epochs read as lines.
+    marker = "o" if len(epochs) <= 50 else None
     for key, label in [
         ("loss", "train loss"),
         ("val_loss", "validation loss"),
@@ -48,11 +51,24 @@ def plot_training_curves(history: dict, path: str | Path, *, title: str = "Train
         ("val_accuracy", "validation accuracy"),
     ]:
         if key in history:
-            ax.plot(epochs, history[key], label=label, linestyle="--" if "val" in key else "-")
+            ax.plot(
+                epochs,
+                history[key],
+                label=label,
+                linestyle="--" if "val" in key else "-",
+                marker=marker,
+                markersize=4,
+            )
+    if len(epochs) <= 10:
+        ax.set_xticks(epochs)
+        ax.set_xlim(0.5, len(epochs) + 0.5)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss / accuracy")
     ax.set_title(title)
-    ax.legend(loc="best")
+    # Outside the axes, so that it never hides a curve.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
@@ -228,30 +244,28 @@ def _pr_operating_point(positive: np.ndarray, predicted: np.ndarray) -> tuple | 
     return (predicted[positive].mean(), positive[predicted].mean()) if predicted.any() else None
 
 
-#: Per curve: what it is called, its points, operating point, axis labels, legend place.
+#: Per curve: what it is called, its points, its operating point, its axis labels.
 _CURVES = {
     "roc": (
         "ROC curve",
         _roc_points,
         _roc_operating_point,
         ("1 - specificity (false positive rate)", "sensitivity (true positive rate)"),
-        "lower right",
     ),
     "pr": (
         "precision-recall curve",
         _pr_points,
         _pr_operating_point,
         ("recall (sensitivity)", "precision"),
-        "lower left",
     ),
 }
 
 
 def _plot_curve(kind: str, y_true, proba, path, threshold, pos_label, title: str) -> Path:
-    what, points, operating_point, (xlabel, ylabel), legend_loc = _CURVES[kind]
+    what, points, operating_point, (xlabel, ylabel) = _CURVES[kind]
     positive, proba = _curve_inputs(y_true, proba, pos_label, what)
     x, y, label = points(positive, proba)
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = plt.subplots(figsize=(5, 5.6), layout="constrained")
     if kind == "roc":
         ax.plot(x, y, label=label)
         ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="chance")
@@ -264,12 +278,16 @@ def _plot_curve(kind: str, y_true, proba, path, threshold, pos_label, title: str
         ax.plot(*point, "o", color="black", label=f"threshold {threshold:.3g}")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    _finish(ax, title, legend_loc=legend_loc)
+    _finish(ax, title)
     return _save(fig, path)
 
 
 def plot_study(result, path: str | Path) -> Path:
     """Plot every metric per setting of a study (mean ± std over folds) and fit times.
+
+    The metrics panel spans the width, one colour per setting; below it, the fit time
+    of each setting in the same colour, labelled with the setting's name, which makes
+    it the legend of both panels.
 
     Parameters
     ----------
@@ -287,53 +305,54 @@ def plot_study(result, path: str | Path) -> Path:
     from .studies.registry import METRICS
 
     table = result.table
-    labels = [row["setting"] for row in table]
-    fig, (ax, ax_time) = plt.subplots(
-        1,
-        2,
-        figsize=(11, 4.5),
-        gridspec_kw={"width_ratios": [3, 1]},
-    )
+    colors = [f"C{j % 10}" for j in range(len(table))]
+    # Height grows with the settings, so that their labels never crowd each other.
+    time_height = 0.6 + 0.32 * len(table)
+    fig = plt.figure(figsize=(9, 3.6 + time_height), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[3.6, time_height])
+    ax = top.subplots()
+    ax.set_label("metrics")
     width = 0.8 / len(table)
     x = np.arange(len(METRICS))
     for j, row in enumerate(table):
-        means = [row[f"{m}_mean"] for m in METRICS]
-        stds = [row[f"{m}_std"] for m in METRICS]
         ax.bar(
             x + (j - (len(table) - 1) / 2) * width,
-            means,
+            [row[f"{m}_mean"] for m in METRICS],
             width,
-            yerr=stds,
+            yerr=[row[f"{m}_std"] for m in METRICS],
             capsize=2,
-            label=labels[j],
+            color=colors[j],
         )
-    ax.set_xticks(x, [m.replace("_", " ") for m in METRICS])
+    ax.set_xticks(x, [_METRIC_LABELS.get(m, m) for m in METRICS])
     ax.set_ylim(0, 1.05)
-    ax.set_ylabel(f"mean over {result.search.n_splits_} folds (bar: ± std)")
+    ax.set_ylabel(f"mean over {result.search.n_splits_} folds\n(bar: ± std)")
     ax.set_title(f"study {result.study.name!r}: {plural(result.epochs, 'epoch')} per fit")
-    ax.legend(
-        fontsize="small",
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.1),
-        ncol=min(3, len(table)),
-        frameon=False,
-    )
     ax.grid(axis="y", alpha=0.3)
 
+    ax_time = bottom.subplots()
+    ax_time.set_label("fit time")
     y_pos = np.arange(len(table))
     ax_time.barh(
         y_pos,
         [row["fit_time_mean"] for row in table],
         xerr=[row["fit_time_std"] for row in table],
         capsize=2,
-        color="gray",
+        color=colors,
     )
-    ax_time.set_yticks(y_pos, labels, fontsize="small")
+    ax_time.set_yticks(y_pos, [row["setting"] for row in table])
     ax_time.invert_yaxis()
-    ax_time.set_xlabel("fit time (s)")
+    ax_time.set_title("settings, in the colours above, and their fit times", fontsize="medium")
+    ax_time.set_xlabel("fit time (s), mean ± std over folds")
     ax_time.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
     return _save(fig, path)
+
+
+#: Axis labels of metrics: short enough that five fit side by side.
+_METRIC_LABELS = {
+    "balanced_accuracy": "balanced\naccuracy",
+    "roc_auc": "ROC AUC",
+    "f1": "F1",
+}
 
 
 def _curve_inputs(y_true, proba, pos_label, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -348,12 +367,13 @@ def _curve_inputs(y_true, proba, pos_label, what: str) -> tuple[np.ndarray, np.n
     return positive, proba
 
 
-def _finish(ax, title: str, *, legend_loc: str) -> None:
+def _finish(ax, title: str) -> None:
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.01)
     ax.set_aspect("equal")
     ax.set_title(title)
-    ax.legend(loc=legend_loc)
+    # Below the axes: inside, it would hide a poor model's curve or a low chance line.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=2, frameon=False)
     ax.grid(alpha=0.3)
 
 
