@@ -235,7 +235,8 @@ def patient_bootstrap(
     random_state : int or None, default=0
         Seed of the resampling.
     threshold : float, default=0.5
-        A patch is predicted IDC when its probability is at least this.
+        Decision threshold of the threshold metrics (all but the AUCs), as in
+        :func:`evaluation_report`.
     pos_label : label, default=1
         The IDC (positive) label.
 
