@@ -87,6 +87,21 @@ def copy_patients(root, patients, labels=("0", "1"), per_class=4):
     return root
 
 
+def save_tiny_model(folder, patients=("8863", "8867")):
+    """A 1-epoch tiny CancerNet of a few hundred real patches, saved as 'idcclf train' does."""
+    import joblib
+
+    from idcclf import IDCClassifier
+    from idcclf.datasets import load_sample
+
+    bunch = load_sample(patients=list(patients))
+    clf = IDCClassifier(
+        filters=(4, 8, 8), dense_units=8, epochs=1, augment=False, validation_fraction=0
+    ).fit(bunch.data, bunch.target)
+    joblib.dump(clf, folder / "model.joblib")
+    return folder / "model.joblib"
+
+
 @pytest.fixture
 def small_network(monkeypatch):
     """Make ``idcclf train`` build a tiny CancerNet, so that its fits take seconds."""

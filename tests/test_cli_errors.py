@@ -11,11 +11,18 @@ import sys
 import joblib
 import numpy as np
 import pytest
-from _cli import copy_patients, one_line_error, run_cli, run_mains, small_network  # noqa: F401
+from _cli import (  # noqa: F401
+    copy_patients,
+    one_line_error,
+    run_cli,
+    run_mains,
+    save_tiny_model,
+    small_network,
+)
 from _trees import make_sample_tree
 
 from idcclf.cli import main
-from idcclf.datasets import load_sample, sample_path
+from idcclf.datasets import sample_path
 
 PATIENTS = ["8863", "8867", "8914", "8950"]
 
@@ -27,16 +34,7 @@ def tree(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
-    """A tiny fitted model, saved as 'idcclf train' saves one."""
-    from idcclf import IDCClassifier
-
-    bunch = load_sample(patients=PATIENTS[:2])
-    clf = IDCClassifier(
-        filters=(4, 8, 8), dense_units=8, epochs=1, augment=False, validation_fraction=0
-    ).fit(bunch.data, bunch.target)
-    path = tmp_path_factory.mktemp("model") / "model.joblib"
-    joblib.dump(clf, path)
-    return path
+    return save_tiny_model(tmp_path_factory.mktemp("model"), PATIENTS[:2])
 
 
 def test_split_help_and_bad_paths_do_not_start_tensorflow(tree, tmp_path):

@@ -89,8 +89,7 @@ def load_data(
 
     ``options`` go to ``load_idc`` (``--patients`` is passed when the command has it);
     bad files are skipped with ``--skip-bad-files``. Loader errors become a CLIError.
-    Returns the Bunch and a short name of the source; with ``announce`` (and without
-    ``--quiet``) prints its size.
+    Returns the Bunch and a short name of the source; with ``announce`` prints its size.
     """
     roots = list(args.data or []) if roots is None else list(roots)
     check_data_roots(roots)
@@ -105,7 +104,7 @@ def load_data(
         else:
             data = load_idc(roots[0] if len(roots) == 1 else roots, **options)
     source = "bundled sample" if not roots else ", ".join(map(str, roots))
-    if announce and not getattr(args, "quiet", False):
+    if announce:
         print(
             f"data: {source}: {describe(data.target, data.groups)} "
             f"({time.perf_counter() - started:.1f} s to load)",

@@ -96,7 +96,12 @@ def run(args: argparse.Namespace) -> int:
     names = [f"{args.name}.{suffix}" for suffix in ("csv", "md", "png")]
     output = RunOutput(args.out, names, overwrite=args.overwrite)
     started = time.perf_counter()
-    data, source = load_data(args, max_per_class=args.max_per_class, random_state=args.random_state)
+    data, source = load_data(
+        args,
+        announce=not args.quiet,
+        max_per_class=args.max_per_class,
+        random_state=args.random_state,
+    )
     X, y, groups = data.data, data.target, data.groups
     if args.max_patches is not None and args.max_patches < len(y):
         from ..studies import stratified_subset
