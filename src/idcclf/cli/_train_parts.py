@@ -76,10 +76,16 @@ def plan_parts(args: argparse.Namespace) -> Plan:
     return _split_by_patient(args)
 
 
-def check_split_options(args: argparse.Namespace) -> None:
-    """Refuse --val-size / --test-size combinations that leave a part empty."""
+def shares(args: argparse.Namespace) -> tuple[float, float]:
+    """``--val-size`` and ``--test-size``, defaults filled in."""
     val = DEFAULT_VAL_SIZE if args.val_size is None else args.val_size
     test = DEFAULT_TEST_SIZE if args.test_size is None else args.test_size
+    return val, test
+
+
+def check_split_options(args: argparse.Namespace) -> None:
+    """Refuse --val-size / --test-size combinations that leave a part empty."""
+    val, test = shares(args)
     if val + test >= 1:
         raise CLIError(f"--val-size {val} and --test-size {test} leave nothing to train on")
     if test == 0:
@@ -89,8 +95,8 @@ def check_split_options(args: argparse.Namespace) -> None:
 
 
 def _split_by_patient(args: argparse.Namespace) -> Plan:
-    val = DEFAULT_VAL_SIZE if args.val_size is None else args.val_size
-    test = DEFAULT_TEST_SIZE if args.test_size is None else args.test_size
+    """Split a patient tree into training (validation held out by the estimator) and test."""
+    val, test = shares(args)
     data, source = load_data(args)
     require_both_classes(data.target, f"--data {source}")
     n_patients = len(set(data.groups))
@@ -150,6 +156,7 @@ def planned_validation(y, groups, fraction: float, random_state: int) -> np.ndar
 
 
 def _given_parts(args: argparse.Namespace, root: Path, parts: dict[str, Path]) -> Plan:
+    """Load the parts of 'idcclf split' output; its validation part is scored after training."""
     if args.val_size is not None or args.test_size is not None:
         raise CLIError(
             f"--val-size and --test-size do not apply to --data {root}: it is the output of "
@@ -183,8 +190,7 @@ def print_plan(plan: Plan, args: argparse.Namespace) -> None:
     if plan.given:
         print("parts (as given):")
     else:
-        val = DEFAULT_VAL_SIZE if args.val_size is None else args.val_size
-        test = DEFAULT_TEST_SIZE if args.test_size is None else args.test_size
+        val, test = shares(args)
         print(
             f"split by patient (--val-size {val:g}, --test-size {test:g}, "
             f"--random-state {args.random_state}):"

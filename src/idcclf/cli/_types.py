@@ -6,16 +6,6 @@ import argparse
 from pathlib import Path
 
 
-def existing_dir(value: str) -> Path:
-    """A folder that exists."""
-    path = Path(value)
-    if not path.exists():
-        raise argparse.ArgumentTypeError(f"{value}: no such directory")
-    if not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{value}: not a directory")
-    return path
-
-
 def existing_path(value: str) -> Path:
     """A file or folder that exists."""
     path = Path(value)
@@ -49,14 +39,6 @@ def positive_float(value: str) -> float:
     if not number > 0:
         raise argparse.ArgumentTypeError(f"{value} must be positive")
     return number
-
-
-def output_dir(value: str) -> Path:
-    """A folder to write into: created if missing, refused if it is a file."""
-    path = Path(value)
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{value}: exists and is not a directory")
-    return path
 
 
 def _number(value: str) -> float:

@@ -36,6 +36,7 @@ OUTPUTS = (
 
 
 def add_parser(subparsers) -> None:
+    """Register ``idcclf evaluate`` and its options."""
     parser = subparsers.add_parser(
         "evaluate",
         help="evaluate a saved model on an IDC patch tree: metrics, plots, per-patient table",

@@ -71,6 +71,7 @@ def patient_folder(items: list[Path]) -> tuple[Path | None, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Predict one patient's patches and draw the tissue, predicted and true IDC maps."""
     check_threshold(args.threshold)
     model_path, patient_dir = patient_folder(args.items)
     patient = patient_dir.resolve().name

@@ -11,6 +11,7 @@ from ._types import fraction
 
 
 def add_parser(subparsers) -> None:
+    """Register ``idcclf split`` and its options."""
     parser = subparsers.add_parser(
         "split",
         help="copy an IDC tree into training/validation/testing folders, by patient",
@@ -57,6 +58,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Copy or link SRC's patients into DST's parts and print each part."""
     if args.train <= 0:
         raise CLIError(f"--train {args.train} leaves nothing to train on")
     if args.train + args.val >= 1:

@@ -22,6 +22,7 @@ DEFAULT_EPOCHS = 5
 
 
 def add_parser(subparsers) -> None:
+    """Register ``idcclf study`` and its options (one NAME per study)."""
     from ..studies import STUDIES
 
     listing = "; ".join(f"{name}: {study.question}" for name, study in STUDIES.items())
@@ -91,6 +92,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Load the data, run the study and save its table, summary and plot."""
     if args.n_jobs == 0:
         raise CLIError("--n-jobs must not be 0 (1 = sequential, -1 = all cores)")
     names = [f"{args.name}.{suffix}" for suffix in ("csv", "md", "png")]

@@ -36,6 +36,7 @@ INTERRUPTED = 130
 
 
 def add_parser(subparsers) -> None:
+    """Register ``idcclf train`` and its options."""
     parser = subparsers.add_parser(
         "train",
         help="train CancerNet and report metrics on held-out patients",
@@ -108,11 +109,17 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Decide the parts, train, score the test patients and save the run."""
     check_split_options(args)
     output = RunOutput(args.out, OUTPUTS, overwrite=args.overwrite)
     started = time.perf_counter()
     plan = plan_parts(args)
     print_plan(plan, args)
+    print(
+        f"training CancerNet for {plural(args.epochs, 'epoch')} on "
+        f"{plural(len(plan.training.y), 'patch', 'patches')}",
+        flush=True,
+    )
     clf = make_classifier(args, plan.validation_fraction)
     interrupted = fit(clf, plan, args)
     check_validation_patients(clf, plan)
@@ -152,13 +159,7 @@ def make_classifier(args: argparse.Namespace, validation_fraction: float):
 
 def fit(clf, plan: Plan, args: argparse.Namespace) -> bool:
     """Train; True when Ctrl-C ended training after at least one epoch."""
-    print(
-        f"training CancerNet for {plural(args.epochs, 'epoch')} on "
-        f"{plural(len(plan.training.y), 'patch', 'patches')}; after the last epoch its "
-        "batch-norm statistics are re-estimated on the training patches",
-        flush=True,
-    )
-    with _noting_ctrl_c() as ctrl_c, library_errors(args):
+    with _noting_ctrl_c() as ctrl_c, _after_the_last_epoch(clf, ctrl_c), library_errors(args):
         clf.fit(plan.fit.X, plan.fit.y, groups=plan.fit.groups)
     if ctrl_c:
         best = getattr(clf, "best_epoch_", None)
@@ -188,6 +189,37 @@ def _noting_ctrl_c() -> Iterator[list]:
         yield pressed
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def _after_the_last_epoch(clf, ctrl_c: list) -> Iterator[None]:
+    """Say what ``fit`` does after its last epoch, which takes seconds of silence otherwise.
+
+    A thread watches the Keras model's History (or its early stop, or Ctrl-C); ``fit``
+    has no hook of its own for this.
+    """
+    finished = threading.Event()
+
+    def watch() -> None:
+        while not finished.wait(0.5):
+            model = getattr(clf, "model_", None)
+            epochs_done = len(getattr(getattr(model, "history", None), "epoch", []))
+            if epochs_done >= clf.epochs or getattr(model, "stop_training", False) or ctrl_c:
+                # Keras prints the epoch's line just after History records it.
+                if not finished.wait(1.0) and clf.batch_norm and clf.recalibrate_batch_norm:
+                    print(
+                        "re-estimating the batch-norm statistics on the training patches...",
+                        flush=True,
+                    )
+                return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        finished.set()
+        watcher.join()
 
 
 def check_validation_patients(clf, plan: Plan) -> None:
