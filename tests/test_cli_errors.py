@@ -193,6 +193,13 @@ def test_unwritable_out_is_one_line(tmp_path, model_file, capsys):
     assert a_file.read_text() == "x"
 
 
+def test_study_fold_counts_name_cv(tmp_path, capsys):
+    argv = ["study", "optimizer", "--quiet", "--max-per-class", "5", "--out", tmp_path]
+    one_line_error(capsys, [*argv, "--cv", "1"], "--cv 1", "at least 2 folds")
+    one_line_error(capsys, [*argv, "--cv", "13"], "folds by patient", "use at most --cv ")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_study_on_one_class_is_one_line(tmp_path, capsys):
     data = copy_patients(tmp_path / "data", PATIENTS[:3], labels=("1",))
     argv = ["study", "optimizer", "--data", data, "--out", tmp_path / "s", "--quiet"]

@@ -64,6 +64,7 @@ _FIXED_ADVICE = [
     # The command line never drops small patches, so the count is always 0.
     (r", 0 dropped by size_policy='drop'", ""),
     (r"\bload_idc would need", "loading would need"),
+    (r"use at most (\d+) folds", r"use at most --cv \1"),
 ]
 _PATIENT_FOLDER_ADVICE = re.compile(
     r"e\.g\. load_idc\((?P<q>['\"])(?P<root>.*?)(?P=q), "

@@ -95,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
     """Load the data, run the study and save its table, summary and plot."""
     if args.n_jobs == 0:
         raise CLIError("--n-jobs must not be 0 (1 = sequential, -1 = all cores)")
+    if args.cv < 2:
+        raise CLIError(f"--cv {args.cv}: cross-validation needs at least 2 folds")
     names = [f"{args.name}.{suffix}" for suffix in ("csv", "md", "png")]
     output = RunOutput(args.out, names, overwrite=args.overwrite)
     started = time.perf_counter()
