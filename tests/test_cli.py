@@ -91,11 +91,14 @@ def test_train_prints_metrics_and_patient_split(tiny_tree, tmp_path, capsys):
         "patients",
     ):
         assert word in out
-    train_line = next(line for line in out.splitlines() if line.startswith("train+val"))
-    test_line = next(line for line in out.splitlines() if line.startswith("test "))
-    train_patients = set(train_line.split("patients")[1].split())
-    test_patients = set(test_line.split("patients")[1].split())
-    assert test_patients and train_patients and not train_patients & test_patients
+    parts = {}
+    for name in ("training", "validation", "test"):
+        line = next(line for line in out.splitlines() if line.startswith(f"  {name} "))
+        parts[name] = set(line.split(":")[1].split("(")[0].split())
+    assert all(parts.values())
+    assert not parts["training"] & parts["test"]
+    assert not parts["validation"] & (parts["training"] | parts["test"])
+    assert sorted(parts["validation"]) == sorted(map(str, model.validation_groups_))
 
 
 def test_predict_prints_a_probability_per_file(trained, tiny_tree, capsys):
@@ -178,4 +181,6 @@ def test_too_little_memory_is_one_line_and_exit_2(tiny_tree, tmp_path, monkeypat
     error_lines = [line for line in result.stderr.splitlines() if "error" in line]
     assert len(error_lines) == 1 and "Traceback" not in result.stderr
     assert "only 100.0 KiB are available (IDCCLF_MAX_MEMORY)" in error_lines[0]
-    assert "memory_map=True" in error_lines[0]
+    # The advice names what the command line offers, not load_idc's parameters.
+    assert "Load fewer patches: fewer --data folders" in error_lines[0]
+    assert "memory_map" not in error_lines[0] and "max_per_class" not in error_lines[0]

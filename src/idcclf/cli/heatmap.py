@@ -5,8 +5,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import CLIError, add_test_time_augmentation
-from .evaluate import add_skip_bad_files, check_model_path, check_threshold, load_error, one_line
+from ._common import (
+    CLIError,
+    add_skip_bad_files,
+    add_test_time_augmentation,
+    add_threshold,
+    check_model_path,
+    check_threshold,
+    load_data,
+    load_model_or_pretrained,
+    plural,
+    predict_idc,
+    use_test_time_augmentation,
+)
+from ._output import RunOutput, add_overwrite
 
 
 def add_parser(subparsers) -> None:
@@ -18,8 +30,8 @@ def add_parser(subparsers) -> None:
         "x, y coordinates in their file names, and draw side by side the rebuilt tissue, "
         "the predicted IDC probability map and the ground-truth IDC map as a PNG. Without "
         "MODEL, the pretrained CancerNet bundled with idcclf is used.",
-        usage="idcclf heatmap [-h] [--out FILE.png] [--threshold T] [--skip-bad-files] "
-        "[--tta] [MODEL] PATIENT_DIR",
+        usage="idcclf heatmap [-h] [--out FILE.png] [--overwrite] [--threshold T] "
+        "[--skip-bad-files] [--tta] [MODEL] PATIENT_DIR",
     )
     parser.add_argument(
         "items",
@@ -34,75 +46,64 @@ def add_parser(subparsers) -> None:
         type=Path,
         help="PNG file to write (default: heatmap_<patient>.png in the current folder)",
     )
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        default=0.5,
-        help="outline the patches whose IDC probability is at least this (default: 0.5)",
-    )
+    add_overwrite(parser, "--out")
+    add_threshold(parser, "a patch is outlined as IDC")
     add_skip_bad_files(parser)
     add_test_time_augmentation(parser)
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    check_threshold(args.threshold)
-    if len(args.items) > 2:
+def patient_folder(items: list[Path]) -> tuple[Path | None, Path]:
+    """The optional MODEL and the patient folder, checked."""
+    if len(items) > 2:
         raise CLIError("expected [MODEL] PATIENT_DIR, got more than two paths")
-    model_path = args.items[0] if len(args.items) == 2 else None
+    model_path = items[0] if len(items) == 2 else None
     if model_path is not None:
         check_model_path(model_path)
-    patient_dir = args.items[-1]
+    patient_dir = items[-1]
     if not patient_dir.is_dir():
         raise CLIError(f"{patient_dir}: no such patient folder")
     if not any((patient_dir / label).is_dir() for label in ("0", "1")):
         raise CLIError(
             f"{patient_dir}: not a patient folder (expected 0/ and 1/ subfolders of PNG patches)"
         )
+    return model_path, patient_dir
+
+
+def run(args: argparse.Namespace) -> int:
+    """Predict one patient's patches and draw the tissue, predicted and true IDC maps."""
+    check_threshold(args.threshold)
+    model_path, patient_dir = patient_folder(args.items)
     patient = patient_dir.resolve().name
     out = args.out if args.out is not None else Path(f"heatmap_{patient}.png")
     if out.is_dir():
         raise CLIError(f"--out {out}: is a directory; give the PNG file to write")
-
-    from ._common import load_model_or_pretrained, use_test_time_augmentation
-
+    if out.exists() and not args.overwrite:
+        raise CLIError(f"--out {out}: exists; pass --overwrite to replace it")
+    output = RunOutput(out.parent, [out.name], overwrite=True)
+    data, _ = load_data(
+        args, [patient_dir.resolve().parent], patients=[patient], cache=False, announce=False
+    )
     model = use_test_time_augmentation(load_model_or_pretrained(model_path), args)
-
-    from ..datasets import load_idc
-
-    try:
-        data = load_idc(
-            patient_dir.resolve().parent,
-            patients=[patient],
-            cache=False,
-            on_error="skip" if args.skip_bad_files else "raise",
-        )
-    except (ValueError, OSError, MemoryError) as exc:
-        raise load_error(exc) from None
+    proba = predict_idc(model, data.data, model_path or "pretrained model")
 
     from ..slides import patient_table, plot_heatmap
 
-    try:
-        proba = model.predict_proba(data.data)[:, -1]
-    except ValueError as exc:
-        raise CLIError(
-            f"{model_path or 'pretrained model'}: cannot predict these patches ({one_line(exc)})"
-        ) from None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    plot_heatmap(
-        data.data,
-        data.coords,
-        proba,
-        data.target,
-        out,
-        threshold=args.threshold,
-        title=f"patient {patient}",
-    )
+    with output:
+        plot_heatmap(
+            data.data,
+            data.coords,
+            proba,
+            data.target,
+            output / out.name,
+            threshold=args.threshold,
+            title=f"patient {patient}",
+        )
     (row,) = patient_table(data.groups, data.target, proba, threshold=args.threshold)
     print(
-        f"patient {patient}: {row['n_patches']} patches, {row['n_idc_true']} IDC, "
-        f"{row['n_idc_pred']} predicted IDC (threshold {args.threshold:g}), "
-        f"mean probability {row['mean_proba']:.3f}, "
+        f"patient {patient}: {plural(row['n_patches'], 'patch', 'patches')}, "
+        f"{row['n_idc_true']} IDC, {row['n_idc_pred']} predicted IDC (threshold "
+        f"{args.threshold:g}), mean probability {row['mean_proba']:.3f}, "
         f"sensitivity {_maybe(row['sensitivity'])}, specificity {_maybe(row['specificity'])}"
     )
     print(f"saved {out}")

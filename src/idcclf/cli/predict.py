@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ._common import (
     CLIError,
+    add_skip_bad_files,
     add_test_time_augmentation,
-    existing_path,
+    add_threshold,
+    check_threshold,
     load_model_or_pretrained,
+    plural,
+    predict_idc,
+    read_png_files,
     split_model_argument,
     use_test_time_augmentation,
 )
+from ._types import existing_path
 
 
 def add_parser(subparsers) -> None:
@@ -20,11 +27,12 @@ def add_parser(subparsers) -> None:
         "predict",
         help="print the IDC probability of each PNG patch",
         description="Print the IDC probability of each PNG file given, or of every PNG "
-        "under each folder given (searched recursively, in sorted order). Patches smaller "
-        "than 50x50 are padded with white, as in training. Without MODEL, the pretrained "
-        "CancerNet bundled with idcclf is used.",
-        usage="idcclf predict [-h] [--threshold T] [--tta] [--scheduler ADDRESS] [MODEL] PATH "
-        "[PATH ...]",
+        "under each folder given (searched recursively, in sorted order), then a summary "
+        "line (on stderr, so that stdout stays a table). Patches smaller than 50x50 are "
+        "padded with white, as in training. Without MODEL, the pretrained CancerNet "
+        "bundled with idcclf is used.",
+        usage="idcclf predict [-h] [--threshold T] [--skip-bad-files] [--tta] "
+        "[--scheduler ADDRESS] [MODEL] PATH [PATH ...]",
     )
     parser.add_argument(
         "items",
@@ -34,12 +42,8 @@ def add_parser(subparsers) -> None:
         help="optional model file written by 'idcclf train' (joblib), then PNG files or "
         "folders of PNG files",
     )
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        default=0.5,
-        help="probability at or above which a patch is called IDC (default: 0.5)",
-    )
+    add_threshold(parser, "a patch is called IDC")
+    add_skip_bad_files(parser)
     add_test_time_augmentation(parser)
     parser.add_argument(
         "--scheduler",
@@ -56,7 +60,10 @@ def collect_pngs(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*.png") if p.is_file())
+            try:
+                found = sorted(p for p in path.rglob("*.png") if p.is_file())
+            except OSError as exc:
+                raise CLIError(f"{path}: cannot list this folder ({exc.strerror or exc})") from None
             if not found:
                 raise CLIError(f"{path}: no PNG files in this folder")
             files += found
@@ -66,26 +73,24 @@ def collect_pngs(paths: list[Path]) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not 0.0 <= args.threshold <= 1.0:
-        raise CLIError(f"--threshold {args.threshold} must be in [0, 1]")
+    check_threshold(args.threshold)
     model_path, paths = split_model_argument(args.items)
     if not paths:
         raise CLIError(f"{model_path}: no PNG files or folders given after MODEL")
     if args.scheduler is not None:
         return run_on_scheduler(args, model_path, paths)
-    files = collect_pngs(paths)
-    from ..datasets import load_patches
-
+    patches, files = read_png_files(args, collect_pngs(paths))
     model = use_test_time_augmentation(load_model_or_pretrained(model_path), args)
-    try:
-        patches = load_patches(files)
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
-    # The positive (IDC) class is the last of classes_ (1 for the IDC data's 0/1 labels).
-    proba = model.predict_proba(patches)[:, -1]
+    proba = predict_idc(model, patches, model_path or "pretrained model")
     print("probability\tprediction\tfile")
     for path, p in zip(files, proba, strict=True):
         print(f"{p:.4f}\t{'IDC' if p >= args.threshold else 'no IDC'}\t{path}")
+    n_idc = int((proba >= args.threshold).sum())
+    print(
+        f"{plural(len(files), 'patch', 'patches')}: {n_idc} predicted IDC "
+        f"({n_idc / len(files):.1%}) at threshold {args.threshold:g}",
+        file=sys.stderr,
+    )
     return 0
 
 

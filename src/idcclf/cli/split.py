@@ -6,10 +6,12 @@ import argparse
 import time
 from pathlib import Path
 
-from ._common import CLIError, fraction
+from ._common import CLIError, library_errors, plural
+from ._types import fraction
 
 
 def add_parser(subparsers) -> None:
+    """Register ``idcclf split`` and its options."""
     parser = subparsers.add_parser(
         "split",
         help="copy an IDC tree into training/validation/testing folders, by patient",
@@ -56,6 +58,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Copy or link SRC's patients into DST's parts and print each part."""
     if args.train <= 0:
         raise CLIError(f"--train {args.train} leaves nothing to train on")
     if args.train + args.val >= 1:
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from ..splits import SPLIT_FOLDERS, SPLIT_NAMES, materialize_split
 
     started = time.perf_counter()
-    try:
+    with library_errors(args):
         result = materialize_split(
             args.src,
             args.dst,
@@ -74,19 +77,18 @@ def run(args: argparse.Namespace) -> int:
             force=args.force,
             random_state=args.random_state,
         )
-    except (OSError, ValueError) as exc:
-        raise CLIError(str(exc)) from None
     for path in result.replaced:
         print(f"replaced {path}")
     verb = "linked" if result.linked else "copied"
-    print(f"{verb} {result.n_files} patches from {args.src} into {args.dst}:")
+    print(f"{verb} {plural(result.n_files, 'patch', 'patches')} from {args.src} into {args.dst}:")
     for name in SPLIT_NAMES:
         part = result.parts[name]
         counts = part.counts
         total = counts[0] + counts[1]
         print(
-            f"  {SPLIT_FOLDERS[name]:<11} {total:>7} patches (0: {counts[0]}, 1: {counts[1]}), "
-            f"{len(part.patients)} patients: {' '.join(part.patients) or '-'}"
+            f"  {SPLIT_FOLDERS[name]:<11} {plural(total, 'patch', 'patches'):>15} "
+            f"(0: {counts[0]}, 1: {counts[1]}), {plural(len(part.patients), 'patient')}: "
+            f"{' '.join(part.patients) or '-'}"
         )
     print(f"done in {time.perf_counter() - started:.1f} s")
     return 0

@@ -6,12 +6,23 @@ import argparse
 import time
 from pathlib import Path
 
-from ._common import CLIError, existing_dir, output_dir, positive_int, quiet_tensorflow_start
+from ._common import (
+    CLIError,
+    add_data_arguments,
+    library_errors,
+    load_data,
+    plural,
+    quiet_tensorflow_start,
+    require_both_classes,
+)
+from ._output import RunOutput, add_overwrite
+from ._types import positive_int
 
 DEFAULT_EPOCHS = 5
 
 
 def add_parser(subparsers) -> None:
+    """Register ``idcclf study`` and its options (one NAME per study)."""
     from ..studies import STUDIES
 
     listing = "; ".join(f"{name}: {study.question}" for name, study in STUDIES.items())
@@ -25,12 +36,7 @@ def add_parser(subparsers) -> None:
         f"{listing}",
     )
     parser.add_argument("name", metavar="NAME", choices=sorted(STUDIES), help="study to run")
-    parser.add_argument(
-        "--data",
-        metavar="DIR",
-        type=existing_dir,
-        help="root of <patient>/<0|1>/*.png (default: the bundled sample)",
-    )
+    add_data_arguments(parser)
     parser.add_argument(
         "--cv", metavar="K", type=positive_int, default=3, help="folds by patient (default: 3)"
     )
@@ -52,10 +58,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--out",
         metavar="DIR",
-        type=output_dir,
+        type=Path,
         default=Path("idcclf-study"),
         help="output folder (default: ./idcclf-study)",
     )
+    add_overwrite(parser)
     parser.add_argument(
         "--max-per-class",
         metavar="N",
@@ -85,41 +92,32 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Load the data, run the study and save its table, summary and plot."""
     if args.n_jobs == 0:
         raise CLIError("--n-jobs must not be 0 (1 = sequential, -1 = all cores)")
-    args.out.mkdir(parents=True, exist_ok=True)
-
-    from ..datasets import load_idc, load_sample
-
+    if args.cv < 2:
+        raise CLIError(f"--cv {args.cv}: cross-validation needs at least 2 folds")
+    names = [f"{args.name}.{suffix}" for suffix in ("csv", "md", "png")]
+    output = RunOutput(args.out, names, overwrite=args.overwrite)
     started = time.perf_counter()
-    options = {"max_per_class": args.max_per_class, "random_state": args.random_state}
-    try:
-        data = load_sample(**options) if args.data is None else load_idc(args.data, **options)
-    except (ValueError, OSError, MemoryError) as exc:
-        raise CLIError(str(exc)) from None
+    data, source = load_data(
+        args,
+        announce=not args.quiet,
+        max_per_class=args.max_per_class,
+        random_state=args.random_state,
+    )
     X, y, groups = data.data, data.target, data.groups
     if args.max_patches is not None and args.max_patches < len(y):
         from ..studies import stratified_subset
 
         keep = stratified_subset(y, args.max_patches, random_state=args.random_state)
         X, y, groups = X[keep], y[keep], groups[keep]
-    source = "bundled sample" if args.data is None else str(args.data)
-    if not args.quiet:
-        print(
-            f"data: {source}: {len(y)} patches, {len(set(groups))} patients, "
-            f"{int(y.sum())} IDC ({time.perf_counter() - started:.1f} s to load)",
-            flush=True,
-        )
+    require_both_classes(y, f"--data {source}")
 
     quiet_tensorflow_start()
-    import tensorflow as tf
-
-    # Retracing notices from every new model are noise in a run of many fits.
-    tf.get_logger().setLevel("ERROR")
-
     from ..studies import run_study
 
-    try:
+    with library_errors(args):
         result = run_study(
             args.name,
             X,
@@ -132,25 +130,29 @@ def run(args: argparse.Namespace) -> int:
             refit=not args.no_refit,
             verbose=0 if args.quiet else 1,
         )
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
     notes = (
-        f"Data: {source}, {len(y)} patches of {len(set(groups))} patients "
-        f"({int(y.sum())} IDC).\n\nCommand: `{_command(args)}`\n"
+        f"Data: {source}, {plural(len(y), 'patch', 'patches')} of "
+        f"{plural(len(set(groups)), 'patient')} ({int(y.sum())} IDC).\n\n"
+        f"Command: `{_command(args)}`\n"
     )
-    paths = result.save(args.out, notes=notes)
+    with output:
+        result.save(output.folder, notes=notes)
     print(result.to_markdown())
     print(result.summary())
-    print(f"saved {paths['csv']}, {paths['markdown']}, {paths['plot']}")
-    print(f"done in {time.perf_counter() - started:.0f} s")
+    print(f"saved {', '.join(map(str, output.written()))}")
+    elapsed = f"{time.perf_counter() - started:.0f} s"
+    # Unless --quiet, the study itself has printed "done in" for the search.
+    print(f"done in {elapsed}" if args.quiet else f"total {elapsed}, loading and saving included")
     return 0
 
 
 def _command(args: argparse.Namespace) -> str:
     """The command line that reproduces this run, every option spelled out."""
     parts = ["idcclf", "study", args.name]
-    if args.data is not None:
-        parts += ["--data", str(args.data)]
+    for root in args.data or []:
+        parts += ["--data", str(root)]
+    if args.skip_bad_files:
+        parts.append("--skip-bad-files")
     parts += ["--cv", str(args.cv), "--epochs", str(args.epochs), "--n-jobs", str(args.n_jobs)]
     for option in ("max_per_class", "max_patches"):
         value = getattr(args, option)

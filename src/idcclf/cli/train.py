@@ -3,36 +3,56 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from ._common import CLIError, existing_dir, fraction, output_dir, positive_float, positive_int
+from ._common import (
+    add_data_arguments,
+    library_errors,
+    plural,
+    predict_idc,
+    quiet_tensorflow_start,
+)
+from ._output import RunOutput, add_overwrite
+from ._train_parts import (
+    DEFAULT_TEST_SIZE,
+    DEFAULT_VAL_SIZE,
+    Plan,
+    check_split_options,
+    plan_parts,
+    print_plan,
+)
+from ._types import fraction, positive_float, positive_int
 
 DEFAULT_EPOCHS = 10
+OUTPUTS = ("model.joblib", "training_curves.png", "metrics.json")
+#: Exit status after Ctrl-C, as a shell reports a process ended by SIGINT.
+INTERRUPTED = 130
 
 
 def add_parser(subparsers) -> None:
+    """Register ``idcclf train`` and its options."""
     parser = subparsers.add_parser(
         "train",
         help="train CancerNet and report metrics on held-out patients",
         description="Train CancerNet on an IDC patch tree (the bundled real sample when "
         "--data is not given). Patients are split into train / validation / test parts, so "
-        "no patient's patches are on two sides. Prints accuracy, balanced accuracy, "
-        "sensitivity, specificity, F1, ROC AUC and the confusion matrix on the test "
-        "patients, and saves model.joblib, training_curves.png and metrics.json in --out.",
+        "no patient's patches are on two sides; the output of 'idcclf split' is used as "
+        "it is split. Prints accuracy, balanced accuracy, sensitivity, specificity, F1, "
+        "ROC AUC and the confusion matrix on the test patients, and saves model.joblib, "
+        "training_curves.png and metrics.json in --out. Ctrl-C stops training, keeps the "
+        "best epoch's weights, scores and saves them (exit status 130).",
     )
+    add_data_arguments(parser)
     parser.add_argument(
-        "--data",
-        type=existing_dir,
-        help="root of <patient>/<0|1>/*.png (default: the bundled sample)",
+        "--out", type=Path, default=Path("idcclf-run"), help="output folder (default: ./idcclf-run)"
     )
-    parser.add_argument(
-        "--out",
-        type=output_dir,
-        default=Path("idcclf-run"),
-        help="output folder (default: ./idcclf-run)",
-    )
+    add_overwrite(parser)
     parser.add_argument(
         "--epochs",
         type=positive_int,
@@ -74,14 +94,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--val-size",
         type=fraction,
-        default=0.1,
-        help="share of patches (by patient) for validation (default: 0.1)",
+        help=f"share of patches (by patient) for validation (default: {DEFAULT_VAL_SIZE})",
     )
     parser.add_argument(
         "--test-size",
         type=fraction,
-        default=0.1,
-        help="share of patches (by patient) for the test (default: 0.1)",
+        help=f"share of patches (by patient) for the test (default: {DEFAULT_TEST_SIZE})",
     )
     parser.add_argument(
         "--random-state", type=int, default=0, help="seed of the split and of training (default: 0)"
@@ -91,51 +109,40 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.val_size + args.test_size >= 1:
-        raise CLIError(
-            f"--val-size {args.val_size} and --test-size {args.test_size} leave nothing to train on"
-        )
-    if args.test_size == 0:
-        raise CLIError("--test-size must be above 0: the metrics are measured on test patients")
-    args.out.mkdir(parents=True, exist_ok=True)
-
-    from ..datasets import load_idc, load_sample
-
+    """Decide the parts, train, score the test patients and save the run."""
+    check_split_options(args)
+    output = RunOutput(args.out, OUTPUTS, overwrite=args.overwrite)
     started = time.perf_counter()
-    try:
-        data = load_sample() if args.data is None else load_idc(args.data)
-    except (ValueError, OSError, MemoryError) as exc:
-        raise CLIError(str(exc)) from None
-    source = "bundled sample" if args.data is None else str(args.data)
+    plan = plan_parts(args)
+    print_plan(plan, args)
     print(
-        f"data: {source}: {len(data.target)} patches, {len(set(data.groups))} patients, "
-        f"{int(data.target.sum())} IDC"
+        f"training CancerNet for {plural(args.epochs, 'epoch')} on "
+        f"{plural(len(plan.training.y), 'patch', 'patches')}",
+        flush=True,
     )
+    clf = make_classifier(args, plan.validation_fraction)
+    interrupted = fit(clf, plan, args)
+    check_validation_patients(clf, plan)
+    report = score(clf, plan, args)
+    epochs_done = len(clf.history_.get("loss", []))
+    facts = {
+        "interrupted": interrupted,
+        "epochs_completed": epochs_done,
+        "validation_patients": [] if plan.validation is None else plan.validation.patients,
+        "test_patients": plan.test.patients,
+    }
+    save(output, clf, {**report, **facts}, plan.source)
+    if interrupted:
+        print(f"interrupted: true, epochs completed: {epochs_done} of {args.epochs}")
+    print(f"done in {time.perf_counter() - started:.0f} s")
+    return INTERRUPTED if interrupted else 0
 
-    from .._io import atomic_dump, atomic_write_text
+
+def make_classifier(args: argparse.Namespace, validation_fraction: float):
+    quiet_tensorflow_start()
     from ..estimator import IDCClassifier
-    from ..metrics import evaluation_report, format_report, report_to_json
-    from ..plots import plot_training_curves
-    from ..splits import patient_split
 
-    try:
-        fit_part, _, test = patient_split(
-            data.groups,
-            data.target,
-            train_size=1 - args.test_size,
-            val_size=0.0,
-            random_state=args.random_state,
-        )
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
-    for name, index in (("train+val", fit_part), ("test", test)):
-        patients = sorted(set(data.groups[index]))
-        print(
-            f"{name:<10} {len(index):>6} patches, {int(data.target[index].sum()):>5} IDC, "
-            f"patients {' '.join(patients)}"
-        )
-
-    clf = IDCClassifier(
+    return IDCClassifier(
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
@@ -143,30 +150,124 @@ def run(args: argparse.Namespace) -> int:
         optimizer=args.optimizer,
         class_weight=None if args.class_weight == "none" else args.class_weight,
         augment=not args.no_augment,
-        validation_fraction=args.val_size / (1 - args.test_size),
+        validation_fraction=validation_fraction,
         early_stopping=args.early_stopping,
         random_state=args.random_state,
         verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2),
     )
-    try:
-        clf.fit(data.data[fit_part], data.target[fit_part], groups=data.groups[fit_part])
-    except FloatingPointError as exc:
-        raise CLIError(str(exc)) from None
-    if clf.validation_groups_ is not None:
-        print(
-            f"validation patients (held out while training): "
-            f"{' '.join(map(str, clf.validation_groups_))}"
-        )
-    proba = clf.predict_proba(data.data[test])[:, 1]
-    report = evaluation_report(data.target[test], proba)
-    print(f"\ntest patients ({len(test)} patches):")
-    print(format_report(report))
 
-    model_path = atomic_dump(clf, args.out / "model.joblib")
-    curves_path = plot_training_curves(
-        clf.history_, args.out / "training_curves.png", title=f"CancerNet on {source}"
-    )
-    metrics_path = atomic_write_text(args.out / "metrics.json", report_to_json(report))
-    print(f"saved {model_path}, {curves_path}, {metrics_path}")
-    print(f"done in {time.perf_counter() - started:.0f} s")
-    return 0
+
+def fit(clf, plan: Plan, args: argparse.Namespace) -> bool:
+    """Train; True when Ctrl-C ended training after at least one epoch."""
+    with _noting_ctrl_c() as ctrl_c, _after_the_last_epoch(clf, ctrl_c), library_errors(args):
+        clf.fit(plan.fit.X, plan.fit.y, groups=plan.fit.groups)
+    if ctrl_c:
+        best = getattr(clf, "best_epoch_", None)
+        kept = f"the weights of epoch {best}" if best else "its last weights"
+        print(f"training interrupted: the model keeps {kept}; scoring and saving it", flush=True)
+    return bool(ctrl_c)
+
+
+@contextlib.contextmanager
+def _noting_ctrl_c() -> Iterator[list]:
+    """Yield a list that gets an item when Ctrl-C interrupts the block.
+
+    Ctrl-C still raises KeyboardInterrupt; ``IDCClassifier.fit`` catches it after an
+    epoch and returns its best weights, so this is how the command learns of it.
+    """
+    pressed: list = []
+    if threading.current_thread() is not threading.main_thread():
+        yield pressed  # signal handlers can only be set in the main thread
+        return
+
+    def handler(signum, frame):
+        pressed.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def _after_the_last_epoch(clf, ctrl_c: list) -> Iterator[None]:
+    """Say what ``fit`` does after its last epoch, which takes seconds of silence otherwise.
+
+    A thread watches the Keras model's History (or its early stop, or Ctrl-C); ``fit``
+    has no hook of its own for this.
+    """
+    finished = threading.Event()
+
+    def watch() -> None:
+        while not finished.wait(0.5):
+            model = getattr(clf, "model_", None)
+            epochs_done = len(getattr(getattr(model, "history", None), "epoch", []))
+            if epochs_done >= clf.epochs or getattr(model, "stop_training", False) or ctrl_c:
+                # Keras prints the epoch's line just after History records it.
+                if not finished.wait(1.0) and clf.batch_norm and clf.recalibrate_batch_norm:
+                    print(
+                        "re-estimating the batch-norm statistics on the training patches...",
+                        flush=True,
+                    )
+                return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        finished.set()
+        watcher.join()
+
+
+def check_validation_patients(clf, plan: Plan) -> None:
+    """Say so if the estimator held out other validation patients than announced."""
+    if plan.validation is None or plan.given:
+        return
+    held = sorted(map(str, clf.validation_groups_ if clf.validation_groups_ is not None else []))
+    if held != plan.validation.patients:
+        print(f"note: validation patients were {' '.join(held) or 'none'} after all")
+
+
+def score(clf, plan: Plan, args: argparse.Namespace) -> dict:
+    """Print and return the test report (and the given validation part's, if any)."""
+    from ..metrics import evaluation_report, format_report
+
+    parts = [("test", plan.test)]
+    if plan.given and plan.validation is not None:
+        parts.insert(0, ("validation", plan.validation))
+    reports = {}
+    for name, part in parts:
+        print(
+            f"scoring the {name} patients ({plural(len(part.y), 'patch', 'patches')})...",
+            flush=True,
+        )
+        proba = predict_idc(
+            clf,
+            part.X,
+            "the trained model",
+            f"training diverged; lower --learning-rate (now {args.learning_rate:g})",
+        )
+        reports[name] = evaluation_report(part.y, proba)
+    for name, report in reports.items():
+        print(f"\n{name} patients ({plural(report['n_samples'], 'patch', 'patches')}):")
+        print(format_report(report))
+    test = reports.pop("test")
+    return {**test, **({"validation": reports["validation"]} if reports else {})}
+
+
+def save(output: RunOutput, clf, metrics: dict, source: str) -> None:
+    from .._io import atomic_dump, atomic_write_text
+    from ..metrics import report_to_json
+    from ..plots import plot_training_curves
+
+    print(f"saving {', '.join(OUTPUTS)} in {output.out}...", flush=True)
+    with output:
+        atomic_dump(clf, output / "model.joblib")
+        plot_training_curves(
+            clf.history_, output / "training_curves.png", title=f"CancerNet on {source}"
+        )
+        atomic_write_text(output / "metrics.json", report_to_json(metrics))
+    print(f"saved {', '.join(map(str, output.written()))}")
