@@ -112,6 +112,7 @@ def sample():
 
 
 def test_search_on_a_dask_cluster_matches_a_local_one(sample):
+    """The same search on 2 Dask worker processes gives the same kind of result."""
     distributed = pytest.importorskip("distributed", reason="needs the 'dask' extra")
     from idcclf.studies import run_study
 

@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+from _tiny import TINY_FIT
 from sklearn import config_context
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import (
@@ -214,14 +215,7 @@ def test_real_classifier_cross_validated_by_patient(small_sample):
     from idcclf import IDCClassifier
 
     X, y, groups = small_sample
-    clf = IDCClassifier(
-        filters=(4, 8, 8),
-        dense_units=8,
-        epochs=1,
-        augment=False,
-        validation_fraction=0,
-        random_state=0,
-    )
+    clf = IDCClassifier(**TINY_FIT)
     result = patient_cross_validate(clf, X, y, groups, cv=2, return_indices=True)
     for metric in study_scoring():
         scores = result[f"test_{metric}"]

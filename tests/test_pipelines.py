@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _tiny import TINY_FIT
 from imblearn.over_sampling import RandomOverSampler
 from imblearn.pipeline import Pipeline
 from imblearn.under_sampling import RandomUnderSampler
@@ -21,15 +22,6 @@ from idcclf.pipelines import (
     make_imbalance_estimator,
     make_oversampling_pipeline,
     make_undersampling_pipeline,
-)
-
-TINY = dict(
-    filters=(4, 8, 8),
-    dense_units=8,
-    epochs=1,
-    augment=False,
-    validation_fraction=0,
-    random_state=0,
 )
 
 
@@ -96,7 +88,7 @@ def test_undersampling_pipeline_follows_the_recipe():
 
 
 def test_given_classifier_and_sampler_are_used():
-    clf = IDCClassifier(**TINY)
+    clf = IDCClassifier(**TINY_FIT)
     sampler = RandomUnderSampler(sampling_strategy=0.5)
     pipe = make_undersampling_pipeline(clf, sampler=sampler)
     assert pipe.named_steps["sampler"] is sampler
@@ -156,7 +148,7 @@ def test_resampling_pipeline_in_a_grid_search_with_routing(sample):
 
 def test_undersampling_pipeline_trains_a_real_classifier(sample):
     X, y, _ = sample
-    pipe = make_undersampling_pipeline(IDCClassifier(**TINY), random_state=0).fit(X, y)
+    pipe = make_undersampling_pipeline(IDCClassifier(**TINY_FIT), random_state=0).fit(X, y)
     n_minority = np.bincount(y).min()
     assert len(pipe.named_steps["sampler"].sample_indices_) == 2 * n_minority
     assert pipe.named_steps["classifier"].n_features_in_ == 7500
@@ -166,14 +158,14 @@ def test_undersampling_pipeline_trains_a_real_classifier(sample):
 
 
 def test_class_weight_route():
-    clf = make_class_weight_classifier(IDCClassifier(**TINY), epochs=2)
+    clf = make_class_weight_classifier(IDCClassifier(**TINY_FIT), epochs=2)
     assert isinstance(clf, IDCClassifier)
     assert clf.class_weight == "balanced" and clf.epochs == 2
     assert make_class_weight_classifier().get_params()["class_weight"] == "balanced"
 
 
 def test_every_imbalance_route_builds():
-    base = IDCClassifier(**TINY)
+    base = IDCClassifier(**TINY_FIT)
     kinds = {
         route: make_imbalance_estimator(route, base, random_state=0) for route in IMBALANCE_ROUTES
     }

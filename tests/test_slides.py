@@ -166,6 +166,10 @@ def test_csv_and_markdown(tmp_path):
     assert md[0].startswith("| patient | n_patches |") and md[1].startswith("| --- | ---: |")
     assert md[3] == "| b | 1 | 1 | 0 | 1.000 | 0.000 | 0.200 | 0.000 | 0.000 | n/a |"
     assert to_csv([]).strip() == ",".join(PATIENT_COLUMNS)
+    # NaN (e.g. a metric of evaluation_report) reads as undefined too, like None.
+    nan_row = [{"patient": "c", "roc_auc": float("nan"), "n": np.int64(3)}]
+    assert to_markdown(nan_row).splitlines()[2] == "| c | n/a | 3 |"
+    assert to_csv(nan_row).splitlines()[1] == "c,,3"
 
 
 # ------------------------------------------------------------------ plot_heatmap

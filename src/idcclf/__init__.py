@@ -23,6 +23,7 @@ _EXPORTS = {
     "evaluation_report": "metrics",
     "sensitivity": "metrics",
     "specificity": "metrics",
+    "predict_patients": "distributed",
 }
 
 __all__ = sorted(_EXPORTS)

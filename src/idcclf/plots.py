@@ -1,4 +1,7 @@
-"""Plots written as PNG files; no display is needed."""
+"""Plots written as PNG files; no display is needed.
+
+Every function writes its file atomically (:mod:`idcclf._io`) and returns its path.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import numpy as np
 
 matplotlib.use("Agg")  # write files on headless machines; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ._io import atomic_path  # noqa: E402
 
@@ -36,8 +40,10 @@ def plot_training_curves(history: dict, path: str | Path, *, title: str = "Train
     """
     if not history.get("loss"):
         raise ValueError("history has no 'loss' values to plot; was the model fitted?")
-    epochs = range(1, len(history["loss"]) + 1)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    # Markers show every epoch (a 1-epoch run is single points); many epochs read as lines.
+    marker = "o" if len(epochs) <= 50 else None
     for key, label in [
         ("loss", "train loss"),
         ("val_loss", "validation loss"),
@@ -45,11 +51,24 @@ def plot_training_curves(history: dict, path: str | Path, *, title: str = "Train
         ("val_accuracy", "validation accuracy"),
     ]:
         if key in history:
-            ax.plot(epochs, history[key], label=label, linestyle="--" if "val" in key else "-")
+            ax.plot(
+                epochs,
+                history[key],
+                label=label,
+                linestyle="--" if "val" in key else "-",
+                marker=marker,
+                markersize=4,
+            )
+    if len(epochs) <= 10:
+        ax.set_xticks(epochs)
+        ax.set_xlim(0.5, len(epochs) + 0.5)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss / accuracy")
     ax.set_title(title)
-    ax.legend(loc="best")
+    # Outside the axes, so that it never hides a curve.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
@@ -132,6 +151,25 @@ def plot_confusion_matrix(
     return _save(fig, path)
 
 
+_CURVE_PARAMETERS = """y_true : array-like of shape (n_samples,)
+        True labels; both classes must be present.
+    proba : array-like of shape (n_samples,) or (n_samples, 2)
+        Probability of IDC, or ``predict_proba`` output (last column is IDC).
+    path : str or Path
+        PNG file to write (atomically).
+    threshold : float or None, default=0.5
+        Mark the operating point of this threshold; None marks nothing.
+    pos_label : label, default=1
+        The IDC (positive) label."""
+
+
+def _curve_doc(func):
+    # The two curves share their parameters; write them once.
+    func.__doc__ = func.__doc__.replace("{curve_parameters}", _CURVE_PARAMETERS)
+    return func
+
+
+@_curve_doc
 def plot_roc_curve(
     y_true,
     proba,
@@ -145,16 +183,7 @@ def plot_roc_curve(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels; both classes must be present.
-    proba : array-like of shape (n_samples,) or (n_samples, 2)
-        Probability of IDC, or ``predict_proba`` output (last column is IDC).
-    path : str or Path
-        PNG file to write (atomically).
-    threshold : float or None, default=0.5
-        Mark the operating point of this threshold; None marks nothing.
-    pos_label : label, default=1
-        The IDC (positive) label.
+    {curve_parameters}
     title : str, default='ROC curve'
         Figure title.
 
@@ -163,28 +192,10 @@ def plot_roc_curve(
     Path
         The file written.
     """
-    from sklearn.metrics import roc_auc_score, roc_curve
-
-    positive, proba = _curve_inputs(y_true, proba, pos_label, "ROC curve")
-    fpr, tpr, _ = roc_curve(positive, proba)
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot(fpr, tpr, label=f"model (AUC {roc_auc_score(positive, proba):.3f})")
-    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="chance")
-    if threshold is not None:
-        predicted = proba >= threshold
-        ax.plot(
-            predicted[~positive].mean(),
-            predicted[positive].mean(),
-            "o",
-            color="black",
-            label=f"threshold {threshold:.3g}",
-        )
-    ax.set_xlabel("1 - specificity (false positive rate)")
-    ax.set_ylabel("sensitivity (true positive rate)")
-    _finish(ax, title, legend_loc="lower right")
-    return _save(fig, path)
+    return _plot_curve("roc", y_true, proba, path, threshold, pos_label, title)
 
 
+@_curve_doc
 def plot_pr_curve(
     y_true,
     proba,
@@ -198,16 +209,7 @@ def plot_pr_curve(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels; both classes must be present.
-    proba : array-like of shape (n_samples,) or (n_samples, 2)
-        Probability of IDC, or ``predict_proba`` output (last column is IDC).
-    path : str or Path
-        PNG file to write (atomically).
-    threshold : float or None, default=0.5
-        Mark the operating point of this threshold; None marks nothing.
-    pos_label : label, default=1
-        The IDC (positive) label.
+    {curve_parameters}
     title : str, default='Precision-recall curve'
         Figure title.
 
@@ -216,33 +218,141 @@ def plot_pr_curve(
     Path
         The file written.
     """
+    return _plot_curve("pr", y_true, proba, path, threshold, pos_label, title)
+
+
+def _roc_points(positive: np.ndarray, proba: np.ndarray) -> tuple:
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    fpr, tpr, _ = roc_curve(positive, proba)
+    return fpr, tpr, f"model (AUC {roc_auc_score(positive, proba):.3f})"
+
+
+def _pr_points(positive: np.ndarray, proba: np.ndarray) -> tuple:
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
-    positive, proba = _curve_inputs(y_true, proba, pos_label, "precision-recall curve")
     precision, recall, _ = precision_recall_curve(positive, proba)
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.step(
-        recall,
-        precision,
-        where="post",
-        label=f"model (AP {average_precision_score(positive, proba):.3f})",
-    )
-    # A classifier without skill has the precision of the IDC share at every recall.
-    ax.axhline(positive.mean(), linestyle=":", color="grey", label="chance (IDC share)")
-    if threshold is not None:
-        predicted = proba >= threshold
-        if predicted.any():
-            ax.plot(
-                predicted[positive].mean(),
-                positive[predicted].mean(),
-                "o",
-                color="black",
-                label=f"threshold {threshold:.3g}",
-            )
-    ax.set_xlabel("recall (sensitivity)")
-    ax.set_ylabel("precision")
-    _finish(ax, title, legend_loc="lower left")
+    return recall, precision, f"model (AP {average_precision_score(positive, proba):.3f})"
+
+
+def _roc_operating_point(positive: np.ndarray, predicted: np.ndarray) -> tuple | None:
+    return predicted[~positive].mean(), predicted[positive].mean()
+
+
+def _pr_operating_point(positive: np.ndarray, predicted: np.ndarray) -> tuple | None:
+    # Precision is undefined when nothing is predicted IDC: no point then.
+    return (predicted[positive].mean(), positive[predicted].mean()) if predicted.any() else None
+
+
+#: Per curve: what it is called, its points, its operating point, its axis labels.
+_CURVES = {
+    "roc": (
+        "ROC curve",
+        _roc_points,
+        _roc_operating_point,
+        ("1 - specificity (false positive rate)", "sensitivity (true positive rate)"),
+    ),
+    "pr": (
+        "precision-recall curve",
+        _pr_points,
+        _pr_operating_point,
+        ("recall (sensitivity)", "precision"),
+    ),
+}
+
+
+def _plot_curve(kind: str, y_true, proba, path, threshold, pos_label, title: str) -> Path:
+    what, points, operating_point, (xlabel, ylabel) = _CURVES[kind]
+    positive, proba = _curve_inputs(y_true, proba, pos_label, what)
+    x, y, label = points(positive, proba)
+    fig, ax = plt.subplots(figsize=(5, 5.6), layout="constrained")
+    if kind == "roc":
+        ax.plot(x, y, label=label)
+        ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="chance")
+    else:
+        ax.step(x, y, where="post", label=label)
+        # A classifier without skill has the precision of the IDC share at every recall.
+        ax.axhline(positive.mean(), linestyle=":", color="grey", label="chance (IDC share)")
+    point = None if threshold is None else operating_point(positive, proba >= threshold)
+    if point is not None:
+        ax.plot(*point, "o", color="black", label=f"threshold {threshold:.3g}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    _finish(ax, title)
     return _save(fig, path)
+
+
+def plot_study(result, path: str | Path) -> Path:
+    """Plot every metric per setting of a study (mean ± std over folds) and fit times.
+
+    The metrics panel spans the width, one colour per setting; below it, the fit time
+    of each setting in the same colour, labelled with the setting's name, which makes
+    it the legend of both panels.
+
+    Parameters
+    ----------
+    result : idcclf.studies.StudyResult
+        The outcome of :func:`idcclf.studies.run_study`.
+    path : str or Path
+        PNG file to write (atomically).
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    from ._format import plural
+    from .studies.registry import METRICS
+
+    table = result.table
+    colors = [f"C{j % 10}" for j in range(len(table))]
+    # Height grows with the settings, so that their labels never crowd each other.
+    time_height = 0.6 + 0.32 * len(table)
+    fig = plt.figure(figsize=(9, 3.6 + time_height), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[3.6, time_height])
+    ax = top.subplots()
+    ax.set_label("metrics")
+    width = 0.8 / len(table)
+    x = np.arange(len(METRICS))
+    for j, row in enumerate(table):
+        ax.bar(
+            x + (j - (len(table) - 1) / 2) * width,
+            [row[f"{m}_mean"] for m in METRICS],
+            width,
+            yerr=[row[f"{m}_std"] for m in METRICS],
+            capsize=2,
+            color=colors[j],
+        )
+    ax.set_xticks(x, [_METRIC_LABELS.get(m, m) for m in METRICS])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(f"mean over {result.search.n_splits_} folds\n(bar: ± std)")
+    ax.set_title(f"study {result.study.name!r}: {plural(result.epochs, 'epoch')} per fit")
+    ax.grid(axis="y", alpha=0.3)
+
+    ax_time = bottom.subplots()
+    ax_time.set_label("fit time")
+    y_pos = np.arange(len(table))
+    ax_time.barh(
+        y_pos,
+        [row["fit_time_mean"] for row in table],
+        xerr=[row["fit_time_std"] for row in table],
+        capsize=2,
+        color=colors,
+    )
+    ax_time.set_yticks(y_pos, [row["setting"] for row in table])
+    ax_time.invert_yaxis()
+    ax_time.set_title("settings, in the colours above, and their fit times", fontsize="medium")
+    ax_time.set_xlabel("fit time (s), mean ± std over folds")
+    ax_time.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
+
+
+#: Axis labels of metrics: short enough that five fit side by side.
+_METRIC_LABELS = {
+    "balanced_accuracy": "balanced\naccuracy",
+    "roc_auc": "ROC AUC",
+    "f1": "F1",
+}
 
 
 def _curve_inputs(y_true, proba, pos_label, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -257,12 +367,13 @@ def _curve_inputs(y_true, proba, pos_label, what: str) -> tuple[np.ndarray, np.n
     return positive, proba
 
 
-def _finish(ax, title: str, *, legend_loc: str) -> None:
+def _finish(ax, title: str) -> None:
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.01)
     ax.set_aspect("equal")
     ax.set_title(title)
-    ax.legend(loc=legend_loc)
+    # Below the axes: inside, it would hide a poor model's curve or a low chance line.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=2, frameon=False)
     ax.grid(alpha=0.3)
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._format import format_value
+
 __all__ = [
     "PATIENT_COLUMNS",
     "patient_table",
@@ -124,7 +126,8 @@ def to_csv(rows: Sequence[dict], path: str | Path | None = None) -> str:
     Parameters
     ----------
     rows : sequence of dict
-        Rows sharing the keys of the first one; None is written as an empty field.
+        Rows sharing the keys of the first one; None and NaN are written as empty
+        fields.
     path : str, Path or None, default=None
         Also write the text to this file (atomically).
 
@@ -138,7 +141,7 @@ def to_csv(rows: Sequence[dict], path: str | Path | None = None) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow(["" if row[c] is None else _fmt(row[c], digits=6) for c in columns])
+        writer.writerow([format_value(row[c], 6, missing="") for c in columns])
     return _maybe_write(buffer.getvalue(), path)
 
 
@@ -148,7 +151,7 @@ def to_markdown(rows: Sequence[dict], path: str | Path | None = None) -> str:
     Parameters
     ----------
     rows : sequence of dict
-        Rows sharing the keys of the first one; None is shown as ``n/a``.
+        Rows sharing the keys of the first one; None and NaN are shown as ``n/a``.
     path : str, Path or None, default=None
         Also write the text to this file (atomically).
 
@@ -163,7 +166,7 @@ def to_markdown(rows: Sequence[dict], path: str | Path | None = None) -> str:
         "| " + " | ".join("---" if c == "patient" else "---:" for c in columns) + " |",
     ]
     for row in rows:
-        cells = ["n/a" if row[c] is None else _fmt(row[c], digits=3) for c in columns]
+        cells = [format_value(row[c], 3) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return _maybe_write("\n".join(lines) + "\n", path)
 
@@ -172,12 +175,6 @@ def _columns(rows: Sequence[dict]) -> list[str]:
     if not rows:
         return list(PATIENT_COLUMNS)
     return list(rows[0])
-
-
-def _fmt(value: object, *, digits: int) -> str:
-    if isinstance(value, (float, np.floating)):
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def _maybe_write(text: str, path: str | Path | None) -> str:

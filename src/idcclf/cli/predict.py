@@ -23,7 +23,8 @@ def add_parser(subparsers) -> None:
         "under each folder given (searched recursively, in sorted order). Patches smaller "
         "than 50x50 are padded with white, as in training. Without MODEL, the pretrained "
         "CancerNet bundled with idcclf is used.",
-        usage="idcclf predict [-h] [--threshold T] [--tta] [MODEL] PATH [PATH ...]",
+        usage="idcclf predict [-h] [--threshold T] [--tta] [--scheduler ADDRESS] [MODEL] PATH "
+        "[PATH ...]",
     )
     parser.add_argument(
         "items",
@@ -40,6 +41,13 @@ def add_parser(subparsers) -> None:
         help="probability at or above which a patch is called IDC (default: 0.5)",
     )
     add_test_time_augmentation(parser)
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on the Dask scheduler at ADDRESS (e.g. tcp://host:8786), one task per "
+        "patient: each PATH is then a patient folder (with 0/ and 1/ sub-folders) or a "
+        "folder of them, and each patient's lines are printed as it finishes",
+    )
     parser.set_defaults(run=run)
 
 
@@ -63,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     model_path, paths = split_model_argument(args.items)
     if not paths:
         raise CLIError(f"{model_path}: no PNG files or folders given after MODEL")
+    if args.scheduler is not None:
+        return run_on_scheduler(args, model_path, paths)
     files = collect_pngs(paths)
     from ..datasets import load_patches
 
@@ -76,4 +86,30 @@ def run(args: argparse.Namespace) -> int:
     print("probability\tprediction\tfile")
     for path, p in zip(files, proba, strict=True):
         print(f"{p:.4f}\t{'IDC' if p >= args.threshold else 'no IDC'}\t{path}")
+    return 0
+
+
+def run_on_scheduler(args: argparse.Namespace, model_path: Path | None, paths: list[Path]) -> int:
+    """``run`` for ``--scheduler``: patient folders scored by ``idcclf.predict_patients``."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise CLIError("--scheduler needs dask.distributed: pip install 'idcclf[dask]'") from None
+    from ..distributed import predict_patients
+
+    model = use_test_time_augmentation(load_model_or_pretrained(model_path), args)
+    try:
+        client = Client(args.scheduler)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise CLIError(f"cannot reach the scheduler at {args.scheduler}: {exc}") from None
+    with client:
+        try:
+            results = predict_patients(model, paths, client=client)
+            print("probability\tprediction\tfile")
+            for result in results:
+                parent = Path(result.folder).parent
+                for name, p in zip(result.filenames, result.idc_proba, strict=True):
+                    print(f"{p:.4f}\t{'IDC' if p >= args.threshold else 'no IDC'}\t{parent / name}")
+        except (ValueError, OSError) as exc:
+            raise CLIError(str(exc)) from None
     return 0

@@ -1,0 +1,520 @@
+"""Time to a good model: the tutorial's training pipeline against ``IDCClassifier``.
+
+Both pipelines train on the same training patients and are scored after every epoch
+on the same held-out validation patients, by balanced accuracy. The clock runs while
+a pipeline trains and stops while it is scored, so each point is the wall time the
+pipeline needed to produce that model. The script prints, for each pipeline, the
+wall time to first reach a validation balanced accuracy of 0.70, 0.75, 0.80 and 0.85
+(``--targets``) and its best, within ``--epochs`` epochs (the budget), and writes a
+plot of balanced accuracy against wall time and a JSON of every point.
+
+The pipelines:
+
+- **tutorial**: ``tutorial_pipeline`` of ``bench_training.py`` (imported, not
+  copied): the training patients' PNG files (symbolic links in a temporary
+  ``<label>/`` tree) read by the legacy ``ImageDataGenerator.flow_from_directory`` at
+  48x48 with its augmentation (rotation 20, zoom 0.05, shifts 0.1, shear 0.05,
+  horizontal and vertical flips, fill "nearest", rescale 1/255), CancerNet built at
+  48x48, Adagrad 1e-2 with the tutorial's ``decay=INIT_LR / NUM_EPOCHS`` (Keras 3 has
+  no ``decay`` argument; Keras 2 applied it per step as ``lr / (1 + decay * step)``,
+  which is ``InverseTimeDecay(1e-2, decay_steps=1, decay_rate=1e-2 / epochs)``), class
+  weights ``max(count) / count``, batch 32 and no ``steps_per_epoch`` (with Keras 3,
+  ``steps_per_epoch=n // 32`` on this legacy iterator runs out of data after the first
+  epoch). It is scored through its own ``predict`` on the validation patches loaded as
+  its generator loads them (48x48, nearest-neighbour resize, times 1/255). Its clock
+  includes scanning the folders.
+- **ours**: ``IDCClassifier(class_weight="balanced")``, as ``idcclf train`` uses it,
+  other parameters at their defaults or set with ``--set NAME=VALUE`` (a Python
+  literal; repeatable). Its clock includes decoding the training PNGs
+  (``load_idc(..., cache=False)``) and every part of ``fit`` (its internal validation
+  split included). It is scored through ``predict_proba`` on the validation patients'
+  50x50 patches; since ``fit`` ends by re-estimating the batch-norm statistics, the
+  model is scored after the same re-estimation (4,096 training patches), and that
+  step's time is added to the point's time (once, not accumulated). A last point
+  scores the model ``fit`` returns, at the time it returned (what ``fit`` does after
+  its last epoch is paid there).
+
+The two pipelines run interleaved (tutorial, ours, tutorial, ours, ...) ``--repeats``
+times, with seeds ``--seed``, ``--seed + 1``, ...; the spread across repeats is printed.
+The patients are drawn at random (``--split-seed``) from every patient folder under
+the ``--data`` roots: ``--train-patients`` for training, then ``--val-patients`` (default:
+all the others) for validation; both lists are printed.
+
+Levers to compare, by running the script with other ``--set`` values (every run trains
+the tutorial too, as the common yardstick):
+
+- a decaying learning rate: ``--set lr_schedule='cosine' --set learning_rate=0.02``
+  (the rate follows ``--epochs``, the budget);
+- larger batches with a proportionally scaled rate: ``--set batch_size=128 --set
+  learning_rate=0.04``;
+- early stopping: ``--set early_stopping=True --set n_iter_no_change=3``;
+- ``--skip-tutorial`` to run ours alone.
+
+Usage::
+
+    python benchmarks/time_to_quality.py [--data ../shared/data/idc --data
+        ../shared/data/idc-partial] [--train-patients 60] [--val-patients N]
+        [--epochs 20] [--repeats 3] [--set NAME=VALUE ...] [--out time_to_quality.json]
+        [--plot time_to_quality.png]
+
+Smoke test (a minute or two)::
+
+    python benchmarks/time_to_quality.py --data ../shared/data/idc --train-patients 4 \\
+        --val-patients 4 --epochs 1 --repeats 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_training import balanced_accuracy, tutorial_pipeline  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = [
+    REPO.parent / "shared" / "data" / "idc",
+    REPO.parent / "shared" / "data" / "idc-partial",
+]
+TUTORIAL, OURS = "tutorial", "IDCClassifier"
+#: What ``idcclf train`` changes from the estimator's defaults.
+BASE_PARAMS = {"class_weight": "balanced"}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--data", type=Path, action="append", help="patient-folder root (repeatable)"
+    )
+    parser.add_argument("--train-patients", type=int, default=60)
+    parser.add_argument("--val-patients", type=int, default=None, help="default: all others")
+    parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=20, help="budget, per run (default 20)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first repeat")
+    parser.add_argument("--targets", type=float, nargs="+", default=[0.70, 0.75, 0.80, 0.85])
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="IDCClassifier parameter"
+    )
+    parser.add_argument("--skip-tutorial", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("time_to_quality.json"))
+    parser.add_argument("--plot", type=Path, default=Path("time_to_quality.png"))
+    args = parser.parse_args()
+    args.data = args.data or DEFAULT_DATA
+    for name in ("train_patients", "epochs", "repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.val_patients is not None and args.val_patients < 1:
+        parser.error("--val-patients must be at least 1")
+    args.params = parse_params(parser, args.set)
+    return args
+
+
+def parse_params(parser: argparse.ArgumentParser, items: list[str]) -> dict:
+    from idcclf import IDCClassifier
+
+    known = IDCClassifier().get_params()
+    params = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in known:
+            parser.error(f"--set {item!r}: expected NAME=VALUE with NAME among {sorted(known)}")
+        if name == "epochs":
+            parser.error("--set epochs: use --epochs, the budget both pipelines share")
+        try:
+            params[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[name] = value
+    return params
+
+
+# --------------------------------------------------------------------------- data
+
+
+def split_patients(roots: list[Path], n_train: int, n_val: int | None, seed: int):
+    """``{root: [patients]}`` for training and for validation, drawn at random."""
+    owner: dict[str, Path] = {}
+    for root in roots:
+        if not root.is_dir():
+            sys.exit(f"no data at {root}: pass --data")
+        for p in sorted(d.name for d in root.iterdir() if (d / "0").is_dir() or (d / "1").is_dir()):
+            if p in owner:
+                sys.exit(f"patient {p} is in both {owner[p]} and {root}")
+            owner[p] = root
+    patients = np.array(sorted(owner))
+    if n_train >= len(patients):
+        sys.exit(f"--train-patients {n_train}: only {len(patients)} patients under the roots")
+    order = np.random.default_rng(seed).permutation(len(patients))
+    train = sorted(patients[order[:n_train]])
+    rest = order[n_train:] if n_val is None else order[n_train : n_train + n_val]
+    val = sorted(patients[rest])
+
+    def by_root(chosen):
+        return {
+            r: [p for p in chosen if owner[p] == r]
+            for r in roots
+            if any(owner[p] == r for p in chosen)
+        }
+
+    return by_root(train), by_root(val)
+
+
+def load(by_root: dict, cache: bool = True):
+    """Patches, labels, patients and full paths of the patients chosen, root by root."""
+    from idcclf import load_idc
+
+    parts = [(root, load_idc(root, patients=ps, cache=cache)) for root, ps in by_root.items()]
+    return (
+        np.concatenate([b.data for _, b in parts]),
+        np.concatenate([b.target for _, b in parts]),
+        np.concatenate([b.groups for _, b in parts]),
+        [root / f for root, b in parts for f in b.filenames],
+    )
+
+
+def load_tutorial_view(files) -> np.ndarray:
+    """The patches as the tutorial's generator reads them: 48x48, nearest, uint8."""
+    import keras
+
+    return np.stack([np.asarray(keras.utils.load_img(f, target_size=(48, 48))) for f in files])
+
+
+def link_tree(folder: Path, files, labels) -> Path:
+    """``folder/<label>/<i>_<name>`` links to the training files, for flow_from_directory."""
+    for i, (path, label) in enumerate(zip(files, labels, strict=True)):
+        target = folder / str(label)
+        target.mkdir(parents=True, exist_ok=True)
+        os.symlink(path.resolve(), target / f"{i:06d}_{path.name}")
+    return folder
+
+
+# --------------------------------------------------------------------------- clock
+
+
+class Clock:
+    """Wall time since ``start``, less the time spent while paused."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+        self.paused = 0.0
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start - self.paused
+
+
+def epoch_scorer(clock: Clock, score, points: list, label: str):
+    """A Keras callback: the clock stops, the model is scored, the point recorded."""
+    import keras
+
+    class EpochScorer(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            stopped = time.perf_counter()
+            seconds = clock.elapsed()
+            ba, counted = score(self.model)
+            loss = (logs or {}).get("loss")
+            points.append(
+                {
+                    "epoch": epoch + 1,
+                    "seconds": seconds + counted,
+                    "balanced_accuracy": ba,
+                    "loss": None if loss is None else float(loss),
+                    "scoring_seconds": time.perf_counter() - stopped - counted,
+                    "final": False,
+                }
+            )
+            print(
+                f"    {label} epoch {epoch + 1}: {seconds + counted:.0f} s, bal. acc. {ba:.3f}",
+                flush=True,
+            )
+            clock.paused += time.perf_counter() - stopped
+
+    return EpochScorer()
+
+
+@contextlib.contextmanager
+def extra_fit_callbacks(*extra):
+    """Add ``extra`` to the callbacks of every ``keras.Model.fit`` inside the block.
+
+    Both pipelines call ``fit`` once, inside code that is not ours to change; this is
+    how their models are scored after every epoch.
+    """
+    import keras
+
+    own = "fit" in vars(keras.Model)
+    original = keras.Model.fit
+
+    def fit(self, *args, callbacks=None, **kwargs):
+        return original(self, *args, callbacks=[*(callbacks or []), *extra], **kwargs)
+
+    keras.Model.fit = fit
+    try:
+        yield
+    finally:
+        if own:
+            keras.Model.fit = original
+        else:
+            del keras.Model.fit
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def run_tutorial(data: dict, epochs: int, seed: int) -> dict:
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    val48, val_y = data["val48"], data["val_y"]
+
+    def score(model):
+        proba = np.concatenate(
+            [
+                model.predict(val48[i : i + 4096].astype("float32") / 255.0, verbose=0)
+                for i in range(0, len(val48), 4096)
+            ]
+        )
+        return balanced_accuracy(val_y, proba), 0.0
+
+    points: list = []
+    # The tutorial's Adagrad(lr=1e-2, decay=1e-2 / epochs), as Keras 2 applied it.
+    rate = keras.optimizers.schedules.InverseTimeDecay(
+        1e-2, decay_steps=1, decay_rate=1e-2 / epochs
+    )
+    clock = Clock()
+    with extra_fit_callbacks(epoch_scorer(clock, score, points, TUTORIAL)):
+        tutorial_pipeline(
+            data["folder"], len(data["train_y"]), data["probe_x"], data["probe_y"],
+            data["train_y"], epochs, 32, rate,
+        )  # fmt: skip
+    return {"points": points}
+
+
+def run_ours(data: dict, params: dict, epochs: int, seed: int) -> dict:
+    import keras
+
+    from idcclf import IDCClassifier, estimator
+
+    keras.utils.set_random_seed(seed)
+    clf = IDCClassifier(**{**BASE_PARAMS, "random_state": seed, **params, "epochs": epochs})
+    points: list = []
+    clock = Clock()
+    X, y, groups, _ = load(data["train"], cache=False)
+    load_seconds = clock.elapsed()
+    pick = np.random.default_rng(seed).choice(
+        len(X), size=min(len(X), estimator.RECALIBRATION_SAMPLES), replace=False
+    )
+    subset = X[np.sort(pick)]
+
+    def score(model):
+        counted = 0.0
+        if clf.recalibrate_batch_norm and clf.batch_norm:
+            # What fit does after its last epoch, so the point is the model fit returns.
+            start = time.perf_counter()
+            estimator._recalibrate_batch_norm(model, subset)
+            counted = time.perf_counter() - start
+        return balanced_accuracy(data["val_y"], clf.predict_proba(data["val_x"])), counted
+
+    with extra_fit_callbacks(epoch_scorer(clock, score, points, OURS)):
+        clf.fit(X, y, groups=groups)
+    # The model fit returns, at the time fit returned: what happens after the last
+    # epoch (restoring the best weights, re-estimating the batch-norm statistics,
+    # Keras' own teardown) is paid once, and is in this point only.
+    seconds = clock.elapsed()
+    start = time.perf_counter()
+    ba = balanced_accuracy(data["val_y"], clf.predict_proba(data["val_x"]))
+    points.append(
+        {
+            "epoch": len(clf.history_["loss"]),
+            "seconds": seconds,
+            "balanced_accuracy": ba,
+            "loss": None,
+            "scoring_seconds": time.perf_counter() - start,
+            "final": True,
+        }
+    )
+    print(f"    {OURS} fitted model: {seconds:.0f} s, bal. acc. {ba:.3f}", flush=True)
+    return {"points": points, "load_seconds": load_seconds, "params": clf.get_params()}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def first_time(points: list, target: float) -> float | None:
+    return next((p["seconds"] for p in points if p["balanced_accuracy"] >= target), None)
+
+
+def summarize(runs: list, targets: list[float]) -> dict:
+    summary = {}
+    for name in dict.fromkeys(run["pipeline"] for run in runs):
+        mine = [run for run in runs if run["pipeline"] == name]
+        row = {}
+        for target in targets:
+            times = [first_time(run["points"], target) for run in mine]
+            reached = [t for t in times if t is not None]
+            row[f"{target:.2f}"] = {
+                "seconds": times,
+                "reached": len(reached),
+                "median": float(np.median(reached)) if reached else None,
+                "min": min(reached, default=None),
+                "max": max(reached, default=None),
+            }
+        bests = [max(run["points"], key=lambda p: p["balanced_accuracy"]) for run in mine]
+        row["best"] = {
+            "balanced_accuracy": [p["balanced_accuracy"] for p in bests],
+            "seconds": [p["seconds"] for p in bests],
+            "epoch": [p["epoch"] for p in bests],
+        }
+        summary[name] = row
+    return summary
+
+
+def print_summary(summary: dict, targets: list[float], repeats: int, epochs: int) -> None:
+    print(
+        "\nwall time (s, training only) to first reach each validation balanced accuracy "
+        f"within {epochs} epochs: median [min-max] over the runs that reached it, of {repeats}"
+    )
+    header = (
+        f"{'pipeline':<15}"
+        + "".join(f"{t:>22.2f}" for t in targets)
+        + f"{'best (mean +/- std)':>26}"
+    )
+    print(header)
+    for name, row in summary.items():
+        cells = []
+        for target in targets:
+            cell = row[f"{target:.2f}"]
+            if cell["reached"]:
+                spread = f"[{cell['min']:.0f}-{cell['max']:.0f}]"
+                cells.append(f"{cell['median']:.0f} {spread} {cell['reached']}/{repeats}")
+            else:
+                cells.append(f"not reached 0/{repeats}")
+        best = row["best"]["balanced_accuracy"]
+        when = np.median(row["best"]["seconds"])
+        text = f"{np.mean(best):.3f} +/- {np.std(best):.3f} ({when:.0f} s)"
+        print(f"{name:<15}" + "".join(f"{c:>22}" for c in cells) + f"{text:>26}")
+
+
+def plot(runs: list, targets: list[float], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from idcclf._io import atomic_path
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    colors = {TUTORIAL: "C0", OURS: "C1"}
+    labelled = set()
+    for run in runs:
+        name = run["pipeline"]
+        xs = [p["seconds"] / 60 for p in run["points"]]
+        ys = [p["balanced_accuracy"] for p in run["points"]]
+        label = None if name in labelled else name
+        labelled.add(name)
+        ax.plot(xs, ys, marker="o", markersize=3, color=colors[name], alpha=0.8, label=label)
+    for target in targets:
+        ax.axhline(target, linestyle=":", color="grey", linewidth=0.8)
+    ax.set_xlabel("wall time, training only (minutes)")
+    ax.set_ylabel("validation balanced accuracy")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def prepare(args, tmp: Path) -> dict:
+    """Patients, validation arrays (both views) and the tutorial's folder of links."""
+    train, val = split_patients(args.data, args.train_patients, args.val_patients, args.split_seed)
+    for name, chosen in (("training", train), ("validation", val)):
+        listed = " ".join(p for ps in chosen.values() for p in ps)
+        print(f"{name} patients ({sum(map(len, chosen.values()))}): {listed}", flush=True)
+    val_x, val_y, _, val_files = load(val)
+    _, train_y, _, train_files = load(train)
+    rng = np.random.default_rng(0)
+    probe = np.concatenate(
+        [
+            rng.choice(np.flatnonzero(val_y == c), size=min(16, (val_y == c).sum()), replace=False)
+            for c in (0, 1)
+        ]
+    )
+    data = {
+        "train": train,
+        "val": val,
+        "val_x": val_x,
+        "val_y": val_y,
+        "val48": load_tutorial_view(val_files),
+        "train_y": train_y,
+        # The tutorial pipeline scores its model on these after its last epoch; the
+        # per-epoch scores use the whole validation set.
+        "probe_x": val_x[probe],
+        "probe_y": val_y[probe],
+        "folder": None if args.skip_tutorial else link_tree(tmp / "training", train_files, train_y),
+    }
+    print(
+        f"{len(train_y)} training patches ({train_y.mean():.1%} IDC), {len(val_y)} validation "
+        f"patches ({val_y.mean():.1%} IDC); {args.epochs} epochs, {args.repeats} repeats, "
+        f"{os.cpu_count()} CPUs; IDCClassifier { ({**BASE_PARAMS, **args.params}) }",
+        flush=True,
+    )
+    return data
+
+
+def main() -> int:
+    args = parse_args()
+    pipelines = (
+        {} if args.skip_tutorial else {TUTORIAL: lambda d, s: run_tutorial(d, args.epochs, s)}
+    )
+    pipelines[OURS] = lambda d, s: run_ours(d, args.params, args.epochs, s)
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = prepare(args, Path(tmp))
+        for repeat in range(args.repeats):
+            seed = args.seed + repeat
+            for name, runner in pipelines.items():
+                print(f"  repeat {repeat + 1}, {name}, seed {seed}", flush=True)
+                start = time.perf_counter()
+                run = {"pipeline": name, "repeat": repeat + 1, "seed": seed, **runner(data, seed)}
+                run["run_seconds"] = time.perf_counter() - start  # scoring included
+                runs.append(run)
+    summary = summarize(runs, args.targets)
+    print_summary(summary, args.targets, args.repeats, args.epochs)
+
+    from idcclf._io import atomic_write_text
+
+    config = {k: v for k, v in vars(args).items() if k not in ("set", "out", "plot")}
+    config["data"] = [str(p) for p in args.data]
+    config.update(
+        train_patients_list={str(r): ps for r, ps in data["train"].items()},
+        val_patients_list={str(r): ps for r, ps in data["val"].items()},
+        n_train=int(len(data["train_y"])),
+        n_val=int(len(data["val_y"])),
+        cpus=os.cpu_count(),
+    )
+    report = {"config": config, "runs": runs, "summary": summary}
+    atomic_write_text(args.out, json.dumps(report, indent=2, default=str))
+    title = (
+        f"{config['n_train']} training patches of {args.train_patients} patients, "
+        f"{config['n_val']} validation patches; IDCClassifier { ({**BASE_PARAMS, **args.params}) }"
+    )
+    plot(runs, args.targets, args.plot, title)
+    print(f"wrote {args.out} and {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""``idcclf study``: a tiny real run writes its table and plot; bad input is one line."""
+
+from __future__ import annotations
+
+import pytest
+
+from idcclf.cli import main
+from idcclf.studies import STUDY_DEFAULTS
+
+
+def test_study_command_writes_table_and_plot(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(STUDY_DEFAULTS, "filters", (4, 8, 8))
+    monkeypatch.setitem(STUDY_DEFAULTS, "dense_units", 8)
+    monkeypatch.setitem(STUDY_DEFAULTS, "augment", False)
+    out = tmp_path / "study"
+    argv = ["study", "optimizer", "--cv", "2", "--epochs", "1", "--max-per-class", "40"]
+    status = main([*argv, "--no-refit", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "2 settings x 2 folds by patient = 4 fits," in captured.out
+    # Progress: one line per fit.
+    assert "[CV 2/2] END optimizer=adam; balanced_accuracy: (test=" in captured.out
+    assert "| optimizer=adagrad |" in captured.out and "roc_auc: best" in captured.out
+    for suffix in ("csv", "md", "png"):
+        assert (out / f"optimizer.{suffix}").stat().st_size > 0
+    markdown = (out / "optimizer.md").read_text()
+    assert "Command: `idcclf study optimizer --cv 2 --epochs 1 --n-jobs 1" in markdown
+    assert "bundled sample, 80 patches" in markdown
+
+
+def test_study_command_rejects_an_unknown_study(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["study", "dropuot"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'dropuot'" in capsys.readouterr().err
+
+
+def test_study_command_rejects_more_folds_than_patients(tmp_path, capsys):
+    argv = ["study", "optimizer", "--cv", "13", "--quiet", "--max-per-class", "5"]
+    status = main([*argv, "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.count("\n") == 1 and "cannot make 13 folds by patient" in err
