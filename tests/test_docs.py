@@ -20,6 +20,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 PUBLIC_MODULES = [
     "augment",
     "datasets",
+    "distributed",
     "estimator",
     "metrics",
     "model",
