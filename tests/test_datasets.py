@@ -235,10 +235,12 @@ def test_n_jobs_values_give_same_result(tree, n_jobs):
 
 @pytest.mark.parametrize("executor", ["thread", "process"])
 def test_executors_give_same_result(monkeypatch, executor):
-    # ~450 files: several chunks, so a real pool is used.
-    ref = load_sample(patients=["8914", "9076"], cache=False, n_jobs=1)
+    # 8 sample patients, ~480 files: several chunks, so a real pool is used.
+    patients = sorted(p.name for p in sample_path().iterdir() if p.is_dir())[:8]
+    ref = load_sample(patients=patients, cache=False, n_jobs=1)
+    assert len(ref.target) >= 400
     monkeypatch.setattr(ds, "_EXECUTOR", executor)
-    assert_same(load_sample(patients=["8914", "9076"], cache=False, n_jobs=2), ref)
+    assert_same(load_sample(patients=patients, cache=False, n_jobs=2), ref)
 
 
 # ------------------------------------------------------------- path/param errors
@@ -833,8 +835,15 @@ def test_load_sample(sample):
         patient, x, y, label = parse_patch_filename(rel)
         assert rel.split("/")[:2] == [patient, str(label)]
         assert (b.groups[i], b.target[i], tuple(b.coords[i])) == (patient, label, (x, y))
+    assert 0.25 < b.target.mean() < 0.32  # the full set's class balance (28% IDC)
     odd = (b.original_shapes != 50).any(axis=1)
-    assert odd.sum() >= 100  # real edge patches exercise the size policy
+    sizes = {}
+    for f in files:
+        with Image.open(f) as im:
+            sizes[f.relative_to(root).as_posix()] = im.size
+    n_odd = sum(size != (50, 50) for size in sizes.values())
+    assert odd.sum() == n_odd >= 50  # real edge patches exercise the size policy
+    assert len({sizes[f] for f in b.filenames[odd]}) >= 10  # of many shapes
     assert "Breast Histopathology Images" in b.DESCR and "Janowczyk" in b.DESCR
     assert f"patches: {len(files)}" in b.DESCR
     for p in set(b.groups):
@@ -859,9 +868,11 @@ def test_load_sample_kwargs_and_return_X_y(sample, home):
     sel = sample.groups == "8914"
     np.testing.assert_array_equal(X, sample.data[sel])
     np.testing.assert_array_equal(y, sample.target[sel])
-    with pytest.warns(UserWarning, match="dropped 76 patch"):
+    n_odd = (sample.original_shapes[sel] != 50).any(axis=1).sum()
+    assert n_odd > 0  # 8914 is a patient with edge patches
+    with pytest.warns(UserWarning, match=f"dropped {n_odd} patch"):
         d = load_sample(patients=["8914"], size_policy="drop", cache=False)
-    assert len(d.target) == sel.sum() - 76
+    assert len(d.target) == sel.sum() - n_odd
     assert "Breast Histopathology Images" in d.DESCR
     with pytest.raises(TypeError):
         load_sample(path="x")

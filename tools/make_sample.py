@@ -4,20 +4,28 @@ Re-run from the repository root with::
 
     python tools/make_sample.py
 
-It reads the full patient folders in ``../shared/data/idc`` (``--source``), picks
+It reads two roots of the public set laid out as ``<patient>/<0|1>/<file>.png``: the
+complete patient folders in ``../shared/data/idc`` (``--complete``) and the partial ones
+in ``../shared/data/idc-partial`` (``--partial``), and picks
 
-- patients: those that have patches smaller than 50x50 (most such patches first), so
-  the loader's size policies are exercised on real edge patches, then, if fewer than
-  ``--n-patients``, others in seeded pseudo-random order;
-- per patient and class: ``--per-class`` of the 50x50 patches in seeded
-  pseudo-random order, plus every patch that is not 50x50;
+- ``--n-complete`` complete patients: those with patches smaller than 50x50 first (most
+  such patches first), so the loader's size policies meet real edge patches, then others
+  in seeded pseudo-random order;
+- ``--n-partial`` partial patients, in seeded pseudo-random order among those with at
+  least ``--per-patient`` patches and ``--min-per-class`` of each class;
+- per patient, ``--per-patient`` patches. Positives are handed out one per patient in
+  turn (patients in id order) until they make ``--positive-share`` of the sample, so
+  patients short of positives do not pull the share below the full set's; the rest are
+  negatives. Up to ``--max-odd`` of the patient's smaller-than-50x50 patches (one of
+  each shape in turn, so every shape is kept) come first in their class, then 50x50
+  ones in seeded pseudo-random order.
 
-and copies the PNG files byte for byte (never re-encoded) into the same layout,
+It copies the PNG files byte for byte (never re-encoded) into the same layout,
 replacing the previous sample, then writes its README.md.
 
-The pseudo-random order ranks files by ``sha256(f"{seed}:{file name}")``, which
-depends on nothing but the seed and the names, so the same source gives the same
-sample on any platform and Python/numpy version.
+The pseudo-random order ranks names by ``sha256(f"{seed}:{name}")``, which depends on
+nothing but the seed and the names, so the same sources give the same sample on any
+platform and Python version.
 """
 
 from __future__ import annotations
@@ -31,10 +39,19 @@ import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_SOURCE = REPO.parent / "shared" / "data" / "idc"
+DEFAULT_COMPLETE = REPO.parent / "shared" / "data" / "idc"
+DEFAULT_PARTIAL = REPO.parent / "shared" / "data" / "idc-partial"
 DEFAULT_DEST = REPO / "src" / "idcclf" / "_data" / "sample"
 HARD_LIMIT_BYTES = 25 * 1024 * 1024
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# The full public set: 198,738 class 0 and 78,786 class 1 patches.
+FULL_SET_SHARE = 78_786 / (198_738 + 78_786)
+# The shipped model (idcclf/_data/pretrained) was trained on the complete patients
+# except these three, which `idcclf train` held out as its test patients
+# (docs/evaluation.md); it never saw a partial patient.
+SHIPPED_TEST_PATIENTS = ("8950", "8980", "9076")
+
+Files = dict[str, list[tuple[str, tuple[int, int]]]]  # class -> [(name, (w, h))]
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -60,103 +77,199 @@ def disk_usage(paths: list[Path]) -> int:
     return total
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
-    ap.add_argument("--dest", type=Path, default=DEFAULT_DEST)
-    ap.add_argument("--n-patients", type=int, default=12)
-    ap.add_argument("--per-class", type=int, default=100)
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
-
-    source: Path = args.source.resolve()
-    dest: Path = args.dest.resolve()
-    if not source.is_dir():
-        print(f"source folder not found: {source}", file=sys.stderr)
-        return 1
-
-    # Survey every patient: files per class and which ones are not 50x50.
-    survey: dict[str, dict[str, list[tuple[str, tuple[int, int]]]]] = {}
-    for pdir in sorted(p for p in source.iterdir() if p.is_dir()):
-        survey[pdir.name] = {}
-        for c in ("0", "1"):
+def survey(root: Path) -> dict[str, Files]:
+    """Every patient folder of ``root``: its files per class with their sizes."""
+    out: dict[str, Files] = {}
+    for pdir in sorted(p for p in root.iterdir() if p.is_dir()):
+        out[pdir.name] = {}
+        for c in "01":
             files = sorted((pdir / c).glob("*.png")) if (pdir / c).is_dir() else []
-            survey[pdir.name][c] = [(f.name, png_size(f)) for f in files]
+            out[pdir.name][c] = [(f.name, png_size(f)) for f in files]
+    return out
 
-    def n_odd(p: str) -> int:
-        return sum(size != (50, 50) for c in "01" for _, size in survey[p][c])
 
-    with_odd = sorted((p for p in survey if n_odd(p)), key=lambda p: (-n_odd(p), p))
-    others = sorted((p for p in survey if not n_odd(p)), key=lambda p: rank(args.seed, p))
-    chosen = sorted((with_odd + others)[: args.n_patients])
+def n_odd(files: Files) -> int:
+    return sum(size != (50, 50) for c in "01" for _, size in files[c])
 
-    # Replace the previous sample (only what this script creates).
+
+def choose_patients(
+    complete: dict[str, Files], partial: dict[str, Files], args: argparse.Namespace
+) -> tuple[list[str], list[str]]:
+    """(complete patients, partial patients) of the sample, each sorted by id."""
+    with_odd = sorted(
+        (p for p in complete if n_odd(complete[p])), key=lambda p: (-n_odd(complete[p]), p)
+    )
+    others = sorted(
+        (p for p in complete if not n_odd(complete[p])), key=lambda p: rank(args.seed, p)
+    )
+    eligible = [
+        p
+        for p, files in partial.items()
+        if len(files["0"]) + len(files["1"]) >= args.per_patient
+        and min(len(files["0"]), len(files["1"])) >= args.min_per_class
+    ]
+    chosen_partial = sorted(eligible, key=lambda p: rank(args.seed, p))[: args.n_partial]
+    return sorted((with_odd + others)[: args.n_complete]), sorted(chosen_partial)
+
+
+def allocate_positives(
+    avail: dict[str, tuple[int, int]], per_patient: int, share: float
+) -> dict[str, int]:
+    """Class 1 patches per patient: one per patient in turn until ``share`` is reached.
+
+    Every patient keeps at least one patch of each class, and takes more positives only
+    when it has too few negatives to fill ``per_patient``.
+    """
+    n1 = {p: max(1, per_patient - a0) for p, (a0, _) in avail.items()}
+    target = round(share * per_patient * len(avail))
+    while sum(n1.values()) < target:
+        grown = False
+        for p in sorted(avail, key=int):
+            if sum(n1.values()) >= target:
+                break
+            if n1[p] < min(avail[p][1], per_patient - 1):
+                n1[p] += 1
+                grown = True
+        if not grown:  # every patient has given all the positives it can
+            break
+    return n1
+
+
+def pick(files: Files, n: dict[str, int], max_odd: int, seed: int) -> dict[str, list[str]]:
+    """The file names of one patient to copy, per class (``n[c]`` of class ``c``)."""
+    odd = [(c, name, size) for c in "01" for name, size in files[c] if size != (50, 50)]
+    odd.sort(key=lambda t: rank(seed, t[1]))
+    seen: dict[tuple[int, int], int] = {}
+    turn = []  # each patch's turn among those of its shape: one of each shape first
+    for _c, _name, size in odd:
+        turn.append(seen.get(size, 0))
+        seen[size] = turn[-1] + 1
+    odd = [t for _, t in sorted(zip(turn, odd, strict=True), key=lambda z: z[0])]
+    picked: dict[str, list[str]] = {"0": [], "1": []}
+    for c, name, _size in odd[:max_odd]:
+        if len(picked[c]) < n[c]:
+            picked[c].append(name)
+    for c in "01":
+        regular = sorted(
+            (nm for nm, size in files[c] if size == (50, 50)), key=lambda nm: rank(seed, nm)
+        )
+        picked[c] += regular[: n[c] - len(picked[c])]
+    return picked
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--complete", type=Path, default=DEFAULT_COMPLETE)
+    ap.add_argument("--partial", type=Path, default=DEFAULT_PARTIAL)
+    ap.add_argument("--dest", type=Path, default=DEFAULT_DEST)
+    ap.add_argument("--n-complete", type=int, default=12)
+    ap.add_argument("--n-partial", type=int, default=28)
+    ap.add_argument("--per-patient", type=int, default=60)
+    ap.add_argument("--min-per-class", type=int, default=5)
+    ap.add_argument("--positive-share", type=float, default=round(FULL_SET_SHARE, 3))
+    ap.add_argument("--max-odd", type=int, default=12)
+    ap.add_argument("--seed", type=int, default=0)
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    roots = {"complete": args.complete.resolve(), "partial": args.partial.resolve()}
+    for kind, root in roots.items():
+        if not root.is_dir():
+            print(f"{kind} source folder not found: {root}", file=sys.stderr)
+            return 1
+    complete, partial = survey(roots["complete"]), survey(roots["partial"])
+    if set(complete) & set(partial):
+        print(f"patients in both roots: {sorted(set(complete) & set(partial))}", file=sys.stderr)
+        return 1
+    chosen_c, chosen_p = choose_patients(complete, partial, args)
+    files = {p: complete[p] for p in chosen_c} | {p: partial[p] for p in chosen_p}
+    source = {p: "complete" for p in chosen_c} | {p: "partial" for p in chosen_p}
+    avail = {p: (len(f["0"]), len(f["1"])) for p, f in files.items()}
+    n1 = allocate_positives(avail, args.per_patient, args.positive_share)
+
+    dest: Path = args.dest.resolve()
     dest.mkdir(parents=True, exist_ok=True)
-    for old in dest.iterdir():
+    for old in dest.iterdir():  # replace the previous sample (only what this script creates)
         if old.is_dir():
             shutil.rmtree(old)
-    rows = []
-    copied: list[Path] = []
-    for p in chosen:
-        row = {"patient": p}
-        for c in ("0", "1"):
-            files = survey[p][c]
-            regular = [n for n, size in files if size == (50, 50)]
-            odd = [n for n, size in files if size != (50, 50)]
-            picked = sorted(regular, key=lambda n: rank(args.seed, n))[: args.per_class]
+    rows, copied = [], []
+    for p in sorted(files, key=int):
+        n = {"1": n1[p], "0": min(avail[p][0], args.per_patient - n1[p])}
+        picked = pick(files[p], n, args.max_odd, args.seed)
+        sizes = {name: size for c in "01" for name, size in files[p][c]}
+        for c in "01":
             out_dir = dest / p / c
             out_dir.mkdir(parents=True, exist_ok=True)
-            for n in sorted(picked + odd):
-                shutil.copyfile(source / p / c / n, out_dir / n)  # byte for byte
-                copied.append(out_dir / n)
-            row[c] = len(picked) + len(odd)
-            row[f"odd{c}"] = len(odd)
-            row[f"avail{c}"] = len(files)
-        rows.append(row)
+            for name in sorted(picked[c]):
+                shutil.copyfile(roots[source[p]] / p / c / name, out_dir / name)  # byte for byte
+                copied.append(out_dir / name)
+        odd_sizes = [sizes[nm] for c in "01" for nm in picked[c] if sizes[nm] != (50, 50)]
+        trained = source[p] == "complete" and p not in SHIPPED_TEST_PATIENTS
+        rows.append(
+            {"patient": p, "source": source[p], "n": n, "avail": avail[p], "odd": odd_sizes,
+             "all_odd": n_odd(files[p]), "shipped_trained": trained}
+        )  # fmt: skip
 
     total_bytes = sum(f.stat().st_size for f in copied)
-    du_bytes = disk_usage(copied)
     if total_bytes > HARD_LIMIT_BYTES:
         print(f"sample too big: {total_bytes} bytes > {HARD_LIMIT_BYTES}", file=sys.stderr)
         return 1
-    odd_sizes: dict[tuple[int, int], int] = {}
-    for p in chosen:
-        for c in "01":
-            for _n, size in survey[p][c]:
-                if size != (50, 50):
-                    odd_sizes[size] = odd_sizes.get(size, 0) + 1
+    cmd = " ".join(["python tools/make_sample.py", *(argv or [])])
+    readme = render_readme(rows, args, total_bytes, disk_usage(copied), cmd)
+    (dest / "README.md").write_text(readme, encoding="utf-8")
+    n0 = sum(r["n"]["0"] for r in rows)
+    n1_total = sum(r["n"]["1"] for r in rows)
+    print(f"wrote {n0 + n1_total} patches of {len(rows)} patients to {dest}")
+    n_odd_total = sum(len(r["odd"]) for r in rows)
+    print(f"class 0: {n0}, class 1: {n1_total}, smaller than 50x50: {n_odd_total}")
+    print(f"{total_bytes:,} bytes of PNG data, {disk_usage(copied):,} bytes on disk")
+    return 0
 
-    n0 = sum(r["0"] for r in rows)
-    n1 = sum(r["1"] for r in rows)
-    n_odd_total = sum(r["odd0"] + r["odd1"] for r in rows)
-    n_odd1 = sum(r["odd1"] for r in rows)
-    odd_note = (
-        "all the smaller patches are class 0 (slide edges are mostly background)"
-        if n_odd1 == 0
-        else f"{n_odd1} of the {n_odd_total} smaller patches are class 1"
-    )
-    cmd = "python tools/make_sample.py"
-    if argv:
-        cmd += " " + " ".join(argv)
-    table = "\n".join(
-        f"| {r['patient']} | {r['0']} (of {r['avail0']}) | {r['1']} (of {r['avail1']}) "
-        f"| {r['odd0'] + r['odd1']} |"
-        for r in rows
-    )
+
+def render_readme(
+    rows: list[dict], args: argparse.Namespace, total_bytes: int, du_bytes: int, cmd: str
+) -> str:
+    n0 = sum(r["n"]["0"] for r in rows)
+    n1 = sum(r["n"]["1"] for r in rows)
+    n_c = sum(r["source"] == "complete" for r in rows)
+    odd_sizes: dict[tuple[int, int], int] = {}
+    for r in rows:
+        for size in r["odd"]:
+            odd_sizes[size] = odd_sizes.get(size, 0) + 1
+    n_odd_total = sum(odd_sizes.values())
     shapes = ", ".join(
         f"{w}x{h}: {k}" for (w, h), k in sorted(odd_sizes.items(), key=lambda t: (-t[1], t[0]))
     )
+    both = sum(min(r["n"].values()) > 0 for r in rows)
     contents = textwrap.fill(
-        f"{len(chosen)} patients, {n0 + n1} patches: {n0} class 0 (no IDC), {n1} class 1 "
-        f"(IDC). {n_odd_total} patches are smaller than 50x50 (all such patches of these "
-        f"patients; width x height: {shapes}). The per-class cap makes the sample much "
-        f"more balanced ({100 * n1 / (n0 + n1):.0f}% IDC) than the full set (28% IDC), and "
-        f"{odd_note}: do not read class priors or accuracy baselines off the sample. "
-        f"Total size: {total_bytes:,} bytes ({total_bytes / 1e6:.1f} MB) of PNG data, "
-        f"{du_bytes / 1e6:.1f} MB allocated on the disk it was built on (4 KiB blocks).",
+        f"{len(rows)} patients ({n_c} complete, {len(rows) - n_c} partial), {n0 + n1} "
+        f"patches: {n0} class 0 (no IDC), {n1} class 1 (IDC), so {100 * n1 / (n0 + n1):.1f}% "
+        f"IDC, as in the full set ({100 * FULL_SET_SHARE:.1f}%). {both} of the {len(rows)} "
+        f"patients have patches of both classes. {n_odd_total} patches are smaller than "
+        f"50x50 (width x height: {shapes}). Total size: {total_bytes:,} bytes "
+        f"({total_bytes / 1e6:.1f} MB) of PNG data, {du_bytes / 1e6:.1f} MB allocated on the "
+        f"disk it was built on (4 KiB blocks).",
         88,
     )
-    readme = f"""# Embedded IDC sample
+    table = "\n".join(
+        f"| {r['patient']} | {r['source']} | {r['n']['0']} (of {r['avail'][0]}) "
+        f"| {r['n']['1']} (of {r['avail'][1]}) | {len(r['odd'])} (of {r['all_odd']}) "
+        f"| {'yes' if r['shipped_trained'] else 'no'} |"
+        for r in rows
+    )
+    seen = [r["patient"] for r in rows if r["shipped_trained"]]
+    unseen = [r["patient"] for r in rows if not r["shipped_trained"]]
+    shipped = textwrap.fill(
+        f"The model `load_pretrained()` returns was trained on {len(seen)} of these patients "
+        f"({' '.join(seen)}): scores on them say nothing about how it generalizes. It never "
+        f"saw the other {len(unseen)}: its 3 test patients "
+        f"({' '.join(SHIPPED_TEST_PATIENTS)}) and every partial patient. Evaluate it on "
+        f"those only: `load_sample(patients=[...])` with these ids: {' '.join(unseen)}.",
+        88,
+    )
+    return f"""# Embedded IDC sample
 
 Real patches bundled with idcclf so that tests, examples and `idcclf predict` work
 without downloading anything. Load them with `idcclf.datasets.load_sample()`; their
@@ -167,7 +280,8 @@ reads only `*.png` files).
 
 A subset of the public *Breast Histopathology Images* set (IDC_regular_ps50_idx5):
 RGB PNG patches of 50x50 px cut from whole-mount slides of breast cancer specimens,
-labelled for invasive ductal carcinoma (IDC).
+labelled for invasive ductal carcinoma (IDC). The full set has 277,524 patches of
+279 patients.
 
 - Janowczyk A., Madabhushi A. "Deep learning for digital pathology image analysis:
   a comprehensive tutorial with selected use cases." J Pathol Inform 2016;7:29.
@@ -176,36 +290,44 @@ labelled for invasive ductal carcinoma (IDC).
 
 Layout, as in the full set: `<patient>/<class>/<patient>_idx5_x<X>_y<Y>_class<class>.png`,
 class 0 = no IDC, 1 = IDC; X, Y are the top-left pixel coordinates in the slide.
-The files are copied byte for byte from the full set (never re-encoded).
+The files are copied byte for byte from the full set (never re-encoded). "Complete"
+patients come from a copy holding every patch of the patient, "partial" ones from a
+copy holding a random subset of the patient's patches; "of N" below counts the
+patches of that copy.
 
 ## Contents
 
 {contents}
 
-| patient | class 0 | class 1 | smaller than 50x50 |
-|---|---|---|---|
+| patient | source | class 0 | class 1 | smaller than 50x50 | shipped model trained on it |
+|---|---|---|---|---|---|
 {table}
+
+## The shipped model and these patients
+
+{shipped}
 
 ## How it was chosen
 
-- Patients: the {len(with_odd)} patients of the source that have patches smaller than 50x50
-  (so the loader's `size_policy` is exercised on real edge patches), most such patches
-  first, completed in seeded pseudo-random order up to {args.n_patients}.
-- Per patient and class: {args.per_class} of the 50x50 patches (all of them if fewer),
-  in seeded pseudo-random order (files ranked by `sha256("<seed>:<file name>")`,
-  seed {args.seed}), plus every patch that is not 50x50.
+- Patients: {args.n_complete} complete patients, those with patches smaller than 50x50
+  first (most such patches first; so the loader's `size_policy` meets real edge
+  patches), then in seeded pseudo-random order; and {args.n_partial} partial patients
+  in seeded pseudo-random order among those with at least {args.per_patient} patches
+  and {args.min_per_class} of each class.
+- Per patient: {args.per_patient} patches. Positives are handed out one per patient in
+  turn (patients in id order) until they make {100 * args.positive_share:.1f}% of the
+  sample, so patients with few positives do not pull the share down; the rest are
+  negatives. Up to {args.max_odd} of the patient's smaller-than-50x50 patches (one of
+  each shape in turn) come first in their class, then 50x50 patches.
+- Pseudo-random order: names ranked by `sha256("<seed>:<name>")`, seed {args.seed}.
 
 ## Rebuild
 
-From the repository root, with the full patient folders in `../shared/data/idc`:
+From the repository root, with the complete patient folders in `../shared/data/idc`
+and the partial ones in `../shared/data/idc-partial`:
 
     {cmd}
 """
-    (dest / "README.md").write_text(readme, encoding="utf-8")
-    print(f"wrote {n0 + n1} patches of {len(chosen)} patients to {dest}")
-    print(f"class 0: {n0}, class 1: {n1}, smaller than 50x50: {n_odd_total}")
-    print(f"{total_bytes:,} bytes of PNG data, {du_bytes:,} bytes on disk")
-    return 0
 
 
 if __name__ == "__main__":
