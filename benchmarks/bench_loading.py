@@ -43,14 +43,13 @@ import numpy as np
 import idcclf.datasets as ds
 
 data_dir, data_home, executor, n_jobs, cache_check, memory_map = sys.argv[1:7]
-if executor != "auto":
-    ds._EXECUTOR = executor
 n_jobs = None if n_jobs == "None" else int(n_jobs)
 rss_import_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 t0 = time.perf_counter()
-b = ds.load_idc(data_dir, data_home=data_home, n_jobs=n_jobs, cache_check=cache_check,
-                memory_map=memory_map == "1")
+with ds.decode_executor(executor):
+    b = ds.load_idc(data_dir, data_home=data_home, n_jobs=n_jobs, cache_check=cache_check,
+                    memory_map=memory_map == "1")
 t_load = time.perf_counter() - t0
 rss_load_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

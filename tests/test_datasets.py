@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import idcclf.datasets as ds
 from idcclf.datasets import (
+    _cache,
+    _decode,
+    decode_executor,
     load_idc,
     load_patches,
     load_sample,
@@ -112,16 +114,16 @@ def tree(tmp_path: Path) -> Path:
 @pytest.fixture
 def count_decodes(monkeypatch):
     """Count calls of the per-file decoder (decoding stays in this process)."""
-    monkeypatch.setattr(ds, "_EXECUTOR", "thread")
     calls = []
-    real = ds._decode_patch
+    real = _decode._decode_patch
 
     def counting(path):
         calls.append(path)
         return real(path)
 
-    monkeypatch.setattr(ds, "_decode_patch", counting)
-    return calls
+    monkeypatch.setattr(_decode, "_decode_patch", counting)
+    with decode_executor("thread"):
+        yield calls
 
 
 @pytest.fixture(scope="module")
@@ -237,8 +239,8 @@ def test_n_jobs_values_give_same_result(tree, n_jobs):
 def test_executors_give_same_result(monkeypatch, executor):
     # ~450 files: several chunks, so a real pool is used.
     ref = load_sample(patients=["8914", "9076"], cache=False, n_jobs=1)
-    monkeypatch.setattr(ds, "_EXECUTOR", executor)
-    assert_same(load_sample(patients=["8914", "9076"], cache=False, n_jobs=2), ref)
+    with decode_executor(executor):
+        assert_same(load_sample(patients=["8914", "9076"], cache=False, n_jobs=2), ref)
 
 
 # ------------------------------------------------------------- path/param errors
@@ -606,9 +608,9 @@ def test_cache_hit_does_not_decode(tree, home, monkeypatch):
     def boom(path):
         raise AssertionError(f"decoded {path} on a cache hit")
 
-    monkeypatch.setattr(ds, "_decode_patch", boom)
-    monkeypatch.setattr(ds, "_EXECUTOR", "thread")
-    hot = load_idc(tree, data_home=home)
+    monkeypatch.setattr(_decode, "_decode_patch", boom)
+    with decode_executor("thread"):
+        hot = load_idc(tree, data_home=home)
     assert_same(hot, cold)
     assert hot.data.flags["C_CONTIGUOUS"] and hot.data.flags["WRITEABLE"]
     assert type(hot.data) is np.ndarray
@@ -743,7 +745,7 @@ def test_interrupted_write_leaves_no_valid_cache(tree, home, monkeypatch, count_
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # as if the process died before the final rename
 
-    monkeypatch.setattr(ds.os, "rename", killed)
+    monkeypatch.setattr(_cache.os, "rename", killed)
     with pytest.raises(KeyboardInterrupt):
         load_idc(tree, data_home=home)
     monkeypatch.undo()
@@ -754,10 +756,10 @@ def test_interrupted_write_leaves_no_valid_cache(tree, home, monkeypatch, count_
     stale.mkdir()
     (stale / "manifest.json").write_text("{}")
     calls = []
-    monkeypatch.setattr(ds, "_EXECUTOR", "thread")
-    real = ds._decode_patch
-    monkeypatch.setattr(ds, "_decode_patch", lambda p: calls.append(p) or real(p))
-    b = load_idc(tree, data_home=home)
+    real = _decode._decode_patch
+    monkeypatch.setattr(_decode, "_decode_patch", lambda p: calls.append(p) or real(p))
+    with decode_executor("thread"):
+        b = load_idc(tree, data_home=home)
     assert len(calls) == 8 and len(b.target) == 8
 
 
@@ -920,7 +922,7 @@ def test_real_data_resize_and_drop(real_idc_root, real_pad):
 
 def test_real_data_cached_equals_cold(real_idc_root, real_pad, monkeypatch):
     cold, home = real_pad
-    monkeypatch.setattr(ds, "_decode_patch", lambda p: pytest.fail(f"decoded {p}"))
-    monkeypatch.setattr(ds, "_EXECUTOR", "thread")
-    hot = load_idc(real_idc_root, patients=REAL_ODD_PATIENTS, data_home=home)
+    monkeypatch.setattr(_decode, "_decode_patch", lambda p: pytest.fail(f"decoded {p}"))
+    with decode_executor("thread"):
+        hot = load_idc(real_idc_root, patients=REAL_ODD_PATIENTS, data_home=home)
     assert_same(hot, cold)

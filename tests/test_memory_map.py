@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from test_datasets import ARRAY_FIELDS, make_tree, patch_array, write_patch
 
-import idcclf.datasets as ds
-from idcclf.datasets import load_idc
+from idcclf.datasets import _cache, _decode, _memory, decode_executor, load_idc
+from idcclf.datasets._base import Patch
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def test_memory_map_gives_the_in_memory_result(tree, tmp_path, size_policy, max_
     # The only thing left behind is the finished cache: no temp or leftover files.
     (cache_dir,) = (home / "idc_cache").iterdir()
     assert sorted(p.name for p in cache_dir.iterdir()) == sorted(
-        [f"{name}.npy" for name in ds._ARRAYS] + ["manifest.json"]
+        [f"{name}.npy" for name in _cache.ARRAYS] + ["manifest.json"]
     )
     # Loading again, mapped or not, reads that cache.
     _assert_same(
@@ -80,10 +80,9 @@ def test_memory_map_needs_the_cache(tree):
 def test_too_little_memory_is_a_clear_error_before_decoding(tree, tmp_path, monkeypatch):
     monkeypatch.setenv("IDCCLF_MAX_MEMORY", "20K")
     decoded = []
-    monkeypatch.setattr(ds, "_EXECUTOR", "thread")
-    real = ds._decode_patch
-    monkeypatch.setattr(ds, "_decode_patch", lambda p: decoded.append(p) or real(p))
-    with pytest.raises(MemoryError) as info:
+    real = _decode._decode_patch
+    monkeypatch.setattr(_decode, "_decode_patch", lambda p: decoded.append(p) or real(p))
+    with decode_executor("thread"), pytest.raises(MemoryError) as info:
         _load(tree, data_home=tmp_path / "home")
     message = str(info.value)
     assert "only 20.0 KiB are available (IDCCLF_MAX_MEMORY)" in message
@@ -98,8 +97,8 @@ def test_too_little_memory_is_a_clear_error_before_decoding(tree, tmp_path, monk
 
 
 def test_memory_estimate_covers_the_pixels():
-    cands = [("10", 0, "10_idx5_x0_y0_class0.png", 0, 0)] * 1000
-    need = ds._estimate_bytes(cands, 1000)
+    cands = [Patch("10", 0, "10_idx5_x0_y0_class0.png", 0, 0, "10/0")] * 1000
+    need = _memory.estimate_bytes(cands, 1000)
     assert 1000 * 7500 < need < 1000 * 7500 * 1.1
 
 
@@ -109,7 +108,7 @@ def test_memory_estimate_covers_the_pixels():
 )
 def test_memory_limit_variable_is_parsed(monkeypatch, text, expected):
     monkeypatch.setenv("IDCCLF_MAX_MEMORY", text)
-    room, source = ds._available_memory()
+    room, source = _memory.available_memory()
     assert source == "IDCCLF_MAX_MEMORY" and room == expected
 
 
