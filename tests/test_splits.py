@@ -99,7 +99,7 @@ def test_scan_patch_tree_rejects_a_mislabelled_file(tmp_path):
     patient = next(root.iterdir())
     wrong = next((patient / "1").iterdir())
     shutil.move(wrong, patient / "0" / wrong.name)
-    with pytest.raises(ValueError, match="the name says patient .* class 1"):
+    with pytest.raises(ValueError, match="says class1 but the file is in class folder '0'"):
         scan_patch_tree(root)
 
 

@@ -277,8 +277,8 @@ def scan_tree(
         # Its .png files would otherwise all be reported as misplaced, one by one.
         raise ValueError(
             f"{root} looks like a single patient's folder (its sub-folders are the class "
-            f"folders 0/1): pass its parent folder, e.g. "
-            f"load_idc({str(root.parent)!r}, patients=[{root.name!r}])"
+            f"folders 0/1): pass its parent folder {root.parent} (with load_idc, "
+            f"patients=[{root.name!r}])"
         )
     if tree.is_empty():
         raise ValueError(
