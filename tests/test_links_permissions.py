@@ -8,7 +8,7 @@ import sys
 import warnings
 
 import pytest
-from test_datasets import make_tree
+from _patches import make_tree
 
 from idcclf.datasets import _decode, load_idc
 

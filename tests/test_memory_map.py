@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from test_datasets import ARRAY_FIELDS, make_tree, patch_array, write_patch
+from _patches import ARRAY_FIELDS, make_tree, patch_array, write_patch
 
 from idcclf.datasets import _cache, _decode, _memory, decode_executor, load_idc
 from idcclf.datasets._base import Patch

@@ -1,0 +1,87 @@
+"""idcclf.datasets._scan: which files a load lists, in which order, and path errors."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _patches import assert_same, write_patch
+
+from idcclf.datasets import (
+    load_idc,
+)
+
+pytest_plugins = ["_patches"]
+
+
+def test_order_is_deterministic_and_sorted(tmp_path, home):
+    root = tmp_path / "idc"
+    coords = [(x, y) for x in (300, 5, 1000, 50) for y in (7, 100, 2)]
+    rng = np.random.default_rng(0)
+    # Create files in a random order: the result must not depend on it.
+    for i in rng.permutation(len(coords)):
+        for p in ("9", "10"):
+            write_patch(root, p, int(i % 2), *coords[i])
+    b = load_idc(root, cache=False)
+    keys = [(g, t, Path(f).name) for g, t, f in zip(b.groups, b.target, b.filenames, strict=True)]
+    assert keys == sorted(keys)
+    again = load_idc(root, cache=False, n_jobs=1)
+    assert_same(b, again)
+
+
+def test_ignores_non_png_and_hidden_files(tree, home):
+    (tree / "README.md").write_text("about")
+    (tree / ".DS_Store").write_bytes(b"\0\1")
+    (tree / "10" / "0" / "notes.txt").write_text("x")
+    (tree / "10" / "0" / "._10_idx5_x0_y0_class0.png").write_bytes(b"\0AppleDouble")
+    (tree / "10" / "thumbs.db").write_bytes(b"\0")
+    (tree / "__MACOSX" / "10" / "0").mkdir(parents=True)
+    (tree / "__MACOSX" / "10" / "0" / "._x.png").write_bytes(b"\0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b = load_idc(tree, data_home=home)
+    assert len(b.target) == 8
+    assert "__MACOSX" not in b.DESCR
+
+
+def test_missing_path(tmp_path):
+    missing = tmp_path / "nope"
+    with pytest.raises(FileNotFoundError, match=re.escape(str(missing))):
+        load_idc(missing)
+
+
+def test_path_is_a_file(tmp_path):
+    f = tmp_path / "file.png"
+    f.write_bytes(b"x")
+    with pytest.raises(NotADirectoryError, match=re.escape(str(f))):
+        load_idc(f)
+
+
+def test_no_patches(tmp_path):
+    (tmp_path / "empty" / "10" / "0").mkdir(parents=True)
+    (tmp_path / "empty" / "README.txt").write_text("x")
+    with pytest.raises(ValueError, match="no IDC patches found under .*empty"):
+        load_idc(tmp_path / "empty", cache=False)
+
+
+def test_single_patient_folder_hint(tree):
+    with pytest.raises(ValueError, match="single patient"):
+        load_idc(tree / "10", cache=False)
+
+
+def test_patients_selection(tree, home):
+    b = load_idc(tree, patients=[11], data_home=home)
+    assert set(b.groups) == {"11"} and len(b.target) == 4
+    assert "patients (1): 11" in b.DESCR
+    b2 = load_idc(tree, patients="10", data_home=home)
+    assert set(b2.groups) == {"10"}
+    both = load_idc(tree, patients=["11", 10, "11"], data_home=home)
+    assert list(dict.fromkeys(both.groups)) == ["10", "11"]
+
+
+def test_unknown_patient(tree):
+    with pytest.raises(ValueError, match=r"patients not found under .*: 12, 99\..*10, 11"):
+        load_idc(tree, patients=["10", 99, "12"], cache=False)
