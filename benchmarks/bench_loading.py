@@ -8,11 +8,17 @@ Run from the repository root::
 Phases, each in its own Python subprocess so that each peak RSS (``ru_maxrss``) is
 that phase's alone:
 
-- ``cold``: ``load_idc`` into a fresh temporary ``data_home`` (decode + cache write);
-- ``cached``: the same call again, ``--cached-runs`` times (default cache check);
+- ``cold fast``: ``load_idc(cache_check="fast")`` into a fresh temporary
+  ``data_home`` (decode + cache write);
+- ``cached fast``: the same call again, ``--cached-runs`` times;
 - ``cold full`` / ``cached full``: the same with ``cache_check="full"`` (one stat
   per file to validate the cache);
 - ``cold mmap``: ``memory_map=True`` into another fresh ``data_home``;
+- with ``--joblib``, ``cold joblib`` / ``cached joblib``: the same load cached by
+  ``joblib.Memory(location, mmap_mode="r")`` instead of ``load_idc``'s own store (as
+  scikit-learn's ``fetch_lfw_people`` caches), with the tree listing's digest as an
+  argument so that the key follows the tree (:func:`joblib_store_load`); both
+  checks, ``fast`` and ``full``;
 - ``pillow loop``: the usual hand-written loader, one ``PIL.Image.open`` per file in a
   Python loop, appended to a list and stacked into a float32 array scaled to [0, 1]
   (what a from-scratch recipe does; no cache, one core).
@@ -25,6 +31,7 @@ The memory budget printed is the target ``1.25 * N * 7500 bytes + 300 MB``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -35,6 +42,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+ARRAYS = ("data", "target", "groups", "coords", "filenames", "original_shapes")
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "idc"
 
 CHILD = r"""
@@ -42,14 +50,21 @@ import hashlib, json, resource, sys, time
 import numpy as np
 import idcclf.datasets as ds
 
-data_dir, data_home, executor, n_jobs, cache_check, memory_map = sys.argv[1:7]
+data_dir, data_home, executor, n_jobs, cache_check, memory_map, store = sys.argv[1:8]
 n_jobs = None if n_jobs == "None" else int(n_jobs)
+if store == "joblib":
+    sys.path.insert(0, sys.argv[8])
+    import joblib
+    from bench_loading import joblib_store_load
 rss_import_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 t0 = time.perf_counter()
 with ds.decode_executor(executor):
-    b = ds.load_idc(data_dir, data_home=data_home, n_jobs=n_jobs, cache_check=cache_check,
-                    memory_map=memory_map == "1")
+    if store == "joblib":
+        b = joblib_store_load(data_dir, data_home, n_jobs=n_jobs, cache_check=cache_check)
+    else:
+        b = ds.load_idc(data_dir, data_home=data_home, n_jobs=n_jobs, cache_check=cache_check,
+                        memory_map=memory_map == "1")
 t_load = time.perf_counter() - t0
 rss_load_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -102,6 +117,36 @@ print(json.dumps({"n": int(len(y)), "load_s": t_load, "touch_s": 0.0,
 """
 
 
+def _decode_for_joblib(root: str, tree_digest: str, options: dict, n_jobs) -> dict:
+    """What joblib.Memory caches: the arrays and DESCR of an uncached load."""
+    from idcclf.datasets import load_idc
+
+    bunch = load_idc(root, cache=False, n_jobs=n_jobs, **options)
+    return {k: bunch[k] for k in (*ARRAYS, "DESCR")}
+
+
+def joblib_store_load(data_dir: str, data_home: str, *, n_jobs=None, cache_check="fast"):
+    """``load_idc`` with ``joblib.Memory`` as its cache store, for comparison.
+
+    The same listing as ``load_idc`` (:class:`idcclf.datasets._scan.PatchTree`) is
+    hashed and passed as an argument, so that joblib's key follows the tree.
+    """
+    import hashlib
+
+    import joblib
+    from sklearn.utils import Bunch
+
+    from idcclf.datasets._scan import scan_tree
+
+    tree = scan_tree(data_dir, stat_files=cache_check == "full")
+    digest = hashlib.sha256()
+    tree.hash_into(digest)
+    memory = joblib.Memory(Path(data_home) / "joblib", mmap_mode="r", verbose=0)
+    cached = memory.cache(_decode_for_joblib, ignore=["n_jobs"])
+    options = {"size_policy": "pad", "on_error": "raise"}
+    return Bunch(**cached(str(tree.root), digest.hexdigest(), options, n_jobs))
+
+
 def _run(code: str, *args: str) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", code, *args], check=True, capture_output=True, text=True
@@ -110,15 +155,24 @@ def _run(code: str, *args: str) -> dict:
 
 
 def run_phase(
-    data: Path, data_home: str, executor: str, n_jobs: str, check: str = "fast", mmap: bool = False
+    data: Path,
+    data_home: str,
+    executor: str,
+    n_jobs: str,
+    check: str = "fast",
+    mmap: bool = False,
+    store: str = "idcclf",
 ) -> dict:
-    return _run(CHILD, str(data), data_home, executor, n_jobs, check, "1" if mmap else "0")
+    here = str(Path(__file__).resolve().parent)
+    flag = "1" if mmap else "0"
+    return _run(CHILD, str(data), data_home, executor, n_jobs, check, flag, store, here)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="IDC root folder")
     ap.add_argument("--cached-runs", type=int, default=5, help="cached loads per cache check")
+    ap.add_argument("--cold-runs", type=int, default=1, help="cold loads per cache check")
     ap.add_argument(
         "--executor",
         choices=("auto", "thread", "process"),
@@ -127,57 +181,90 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--n-jobs", default="None", help="n_jobs for load_idc (default: all cores)")
     ap.add_argument("--no-pillow-loop", action="store_true", help="skip the Pillow-loop baseline")
-    args = ap.parse_args(argv)
-    if not args.data.is_dir():
-        print(f"data folder not found: {args.data}", file=sys.stderr)
-        return 1
+    ap.add_argument(
+        "--joblib", action="store_true", help="also time a joblib.Memory store (see above)"
+    )
+    return ap.parse_args(argv)
 
-    print(f"data: {args.data.resolve()}")
-    print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs")
-    print(f"executor: {args.executor}, n_jobs: {args.n_jobs}")
+
+def collect(args: argparse.Namespace) -> list[tuple[str, dict]]:
+    """Run every phase, each in a fresh subprocess; return (name, result) pairs.
+
+    The stores take turns at every repetition, so that both see the same load on a
+    shared machine.
+    """
     phases: list[tuple[str, dict]] = []
-    ex, nj = args.executor, args.n_jobs
+    stores = ("idcclf", "joblib") if args.joblib else ("idcclf",)
     for check in ("fast", "full"):
-        suffix = "" if check == "fast" else " full"
-        with tempfile.TemporaryDirectory(prefix="idcclf-bench-") as home:
-            phases.append((f"cold{suffix}", run_phase(args.data, home, ex, nj, check)))
+        with contextlib.ExitStack() as stack:
+            homes = {}
+            for _ in range(args.cold_runs):
+                for store in stores:
+                    homes[store] = stack.enter_context(tempfile.TemporaryDirectory())
+                    phases.append(
+                        (_name("cold", store, check), _phase(args, homes[store], check, store))
+                    )
             for _ in range(args.cached_runs):
-                phases.append((f"cached{suffix}", run_phase(args.data, home, ex, nj, check)))
+                for store in stores:
+                    phases.append(
+                        (_name("cached", store, check), _phase(args, homes[store], check, store))
+                    )
     with tempfile.TemporaryDirectory(prefix="idcclf-bench-") as home:
-        phases.append(("cold mmap", run_phase(args.data, home, ex, nj, "fast", mmap=True)))
+        phases.append(("cold mmap", _phase(args, home, "full", "idcclf", mmap=True)))
     if not args.no_pillow_loop:
         phases.append(("pillow loop", _run(PILLOW_LOOP, str(args.data))))
+    return phases
 
+
+def _name(kind: str, store: str, check: str) -> str:
+    return f"{kind}{'' if store == 'idcclf' else ' joblib'} {check}"
+
+
+def _phase(args: argparse.Namespace, home: str, check: str, store: str, mmap: bool = False):
+    return run_phase(args.data, home, args.executor, args.n_jobs, check, mmap, store)
+
+
+def report(phases: list[tuple[str, dict]]) -> bool:
+    """Print the table and the ratios; return whether every result was identical."""
     n = phases[0][1]["n"]
     digests = {r["sha256"] for name, r in phases if name != "pillow loop"}
     budget_mib = (1.25 * n * 7500 + 300e6) / 2**20
     print(f"patches: {n}; every load_idc result identical: {len(digests) == 1}")
     print(f"memory budget 1.25 * N * 7500 B + 300 MB = {budget_mib:.0f} MiB")
     print(
-        f"{'phase':<12} {'load s':>8} {'+1 pass s':>10} {'RSS import':>11} "
+        f"{'phase':<19} {'load s':>8} {'+1 pass s':>10} {'RSS import':>11} "
         f"{'peak RSS load':>14} {'peak RSS +pass':>15} {'of budget':>10}"
     )
     for name, r in phases:
         print(
-            f"{name:<12} {r['load_s']:>8.3f} {r['load_s'] + r['touch_s']:>10.3f} "
+            f"{name:<19} {r['load_s']:>8.3f} {r['load_s'] + r['touch_s']:>10.3f} "
             f"{r['rss_import_mib']:>8.0f} MiB {r['rss_load_mib']:>10.0f} MiB "
             f"{r['rss_touch_mib']:>11.0f} MiB {r['rss_touch_mib'] / budget_mib:>9.0%}"
         )
-
-    def median(phase: str) -> float:
-        return statistics.median(r["load_s"] for name, r in phases if name == phase)
-
-    cold, cached, cached_full = median("cold"), median("cached"), median("cached full")
-    print(f"median cold: {cold:.3f} s; cached: {cached:.4f} s; cached full: {cached_full:.4f} s")
-    print(f"ratio cold / cached: {cold / cached:.0f}x (cache_check='fast', the default)")
-    print(f"ratio cold / cached full: {cold / cached_full:.0f}x (cache_check='full')")
-    if not args.no_pillow_loop:
-        loop = median("pillow loop")
+    names = dict.fromkeys(name for name, _ in phases)
+    medians = {k: statistics.median(r["load_s"] for m, r in phases if m == k) for k in names}
+    for name in (m for m in medians if m.startswith("cached")):
+        cold = medians["cold" + name.removeprefix("cached")]
+        fastest = min(r["load_s"] for m, r in phases if m == name)
         print(
-            f"ratio pillow loop / cold: {loop / cold:.1f}x; "
-            f"pillow loop / cached: {loop / cached:.0f}x"
+            f"{name}: median {medians[name]:.4f} s, fastest {fastest:.4f} s; "
+            f"median cold {cold:.3f} s; cold / cached: {cold / medians[name]:.0f}x"
         )
-    return 0 if len(digests) == 1 else 1
+    if "pillow loop" in medians:
+        loop, cold = medians["pillow loop"], medians["cold full"]
+        print(f"ratio pillow loop / cold full: {loop / cold:.1f}x")
+    return len(digests) == 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    if not args.data.is_dir():
+        print(f"data folder not found: {args.data}", file=sys.stderr)
+        return 1
+    print(f"data: {args.data.resolve()}")
+    print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs")
+    print(f"executor: {args.executor}, n_jobs: {args.n_jobs}")
+    return 0 if report(collect(args)) else 1
 
 
 if __name__ == "__main__":
