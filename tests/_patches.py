@@ -1,4 +1,4 @@
-"""Small IDC trees written by hand for the loader tests, and their fixtures."""
+"""Small IDC trees written by hand for the loader tests (fixtures: _patch_fixtures)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 ARRAY_FIELDS = ("data", "target", "groups", "coords", "filenames", "original_shapes")
@@ -73,13 +72,3 @@ def assert_same(a, b, descr: bool = True) -> None:
         assert a[f].dtype == b[f].dtype, f
     if descr:
         assert a.DESCR == b.DESCR
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "data_home"
-
-
-@pytest.fixture
-def tree(tmp_path: Path) -> Path:
-    return make_tree(tmp_path / "idc")

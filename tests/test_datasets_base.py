@@ -12,7 +12,7 @@ from idcclf.datasets import (
 )
 from idcclf.datasets._base import USABLE, Patch, Status
 
-pytest_plugins = ["_patches"]
+pytest_plugins = ["_patch_fixtures"]
 
 
 @pytest.mark.parametrize(

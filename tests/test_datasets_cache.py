@@ -17,7 +17,7 @@ from idcclf.datasets import (
     load_idc,
 )
 
-pytest_plugins = ["_patches"]
+pytest_plugins = ["_patch_fixtures"]
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from idcclf.datasets import (
 from idcclf.datasets._base import Status
 from idcclf.datasets._decode import DecodePool
 
-pytest_plugins = ["_patches"]
+pytest_plugins = ["_patch_fixtures"]
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2, -1, None])

@@ -18,7 +18,7 @@ from idcclf.datasets import (
     parse_patch_filename,
 )
 
-pytest_plugins = ["_patches"]
+pytest_plugins = ["_patch_fixtures"]
 
 # Real patients with smaller-than-50x50 edge patches (76, 69 and 4 of them).
 REAL_ODD_PATIENTS = ["8914", "9076", "8863"]

@@ -12,7 +12,7 @@ from idcclf.datasets import (
     sample_path,
 )
 
-pytest_plugins = ["_patches"]
+pytest_plugins = ["_patch_fixtures"]
 
 
 @pytest.fixture(scope="module")

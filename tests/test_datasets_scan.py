@@ -14,7 +14,7 @@ from idcclf.datasets import (
     load_idc,
 )
 
-pytest_plugins = ["_patches"]
+pytest_plugins = ["_patch_fixtures"]
 
 
 def test_order_is_deterministic_and_sorted(tmp_path, home):
