@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +147,52 @@ def test_full_cache_check_sees_files_rewritten_in_place(tree, home, count_decode
     full = load_idc(tree, data_home=home, cache_check="full")
     assert len(count_decodes) > n2
     np.testing.assert_array_equal(full.data[0], patch_array(778))
+
+
+def test_default_cache_check_sees_files_rewritten_in_place(tree, home, count_decodes):
+    first = load_idc(tree, data_home=home)
+    target = tree / first.filenames[0]
+    mtime_before = target.parent.stat().st_mtime_ns
+    _rewrite_in_place(target, patch_array(777))
+    assert target.parent.stat().st_mtime_ns == mtime_before  # the folder did not change
+    n = len(count_decodes)
+    again = load_idc(tree, data_home=home)
+    assert len(count_decodes) > n  # the cache was not trusted
+    np.testing.assert_array_equal(again.data[0], patch_array(777))
+
+
+def _stored_png(pixels: np.ndarray) -> bytes:
+    """A PNG whose size depends only on its dimensions (image data stored, not deflated)."""
+    rows = b"".join(b"\x00" + pixels[r].tobytes() for r in range(pixels.shape[0]))
+
+    def chunk(ctype: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(ctype + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + ctype + data + struct.pack(">I", crc)
+
+    h, w = pixels.shape[:2]
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    idat = zlib.compress(rows, level=0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def test_default_check_limit_same_size_and_mtime(tree, home, count_decodes):
+    # The documented limit of cache_check="full": a rewrite that keeps the size and
+    # is given back its modification time looks unchanged.
+    target = tree / "10" / "0" / "10_idx5_x0_y0_class0.png"
+    target.write_bytes(_stored_png(patch_array(1)))
+    first = load_idc(tree, data_home=home)
+    st = target.stat()
+    target.write_bytes(_stored_png(patch_array(2)))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert target.stat().st_size == st.st_size
+    n = len(count_decodes)
+    stale = load_idc(tree, data_home=home)
+    assert len(count_decodes) == n
+    np.testing.assert_array_equal(stale.data[0], first.data[0])
+    np.testing.assert_array_equal(stale.data[0], patch_array(1))
+    # Any other change of the mtime, even with the same size, is seen.
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    np.testing.assert_array_equal(load_idc(tree, data_home=home).data[0], patch_array(2))
 
 
 def test_cache_check_is_validated(tree, home):

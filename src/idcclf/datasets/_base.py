@@ -11,7 +11,7 @@ PATCH_SIZE = 50
 TARGET_NAMES = ("no IDC", "IDC")
 SIZE_POLICIES = ("pad", "resize", "drop")
 ON_ERROR = ("raise", "skip")
-CACHE_CHECKS = ("fast", "full")
+CACHE_CHECKS = ("full", "fast")
 
 NAME_RE = re.compile(
     r"(?P<patient>[^_/\\]+)_idx5_x(?P<x>\d+)_y(?P<y>\d+)_class(?P<label>[01])\.png",

@@ -246,7 +246,7 @@ def load_idc(
     size_policy: str = "pad",
     on_error: str = "raise",
     cache: bool = True,
-    cache_check: str = "fast",
+    cache_check: str = "full",
     memory_map: bool = False,
     data_home: str | os.PathLike[str] | None = None,
     n_jobs: int | None = None,
@@ -301,19 +301,18 @@ def load_idc(
     cache : bool, default=True
         Cache the decoded arrays under ``data_home`` and reuse them while the tree
         and the options are unchanged (see Notes).
-    cache_check : {"fast", "full"}, default="fast"
+    cache_check : {"full", "fast"}, default="full"
         How a cached result is checked against the tree before it is reused.
 
-        - ``"fast"`` compares the relative path of every ``.png`` and the
-          modification time of each class folder. That catches every file added,
-          removed or renamed, and a file replaced by renaming a new one over it (as
-          careful tools write files), and costs no per-file system call. It does
-          not notice a file rewritten
-          in place under the same name (e.g. ``cp new.png old.png``); labels come
-          from names and folders, so such an edit can leave stale pixels, never a
-          wrong label. After editing files in place use ``"full"``.
-        - ``"full"`` also compares every file's size and modification time (one
-          ``stat`` per file).
+        - ``"full"`` compares the relative path, size and modification time of every
+          ``.png`` (one ``stat`` per file), so any file added, removed, renamed or
+          rewritten is noticed. Its limit: a file rewritten with the same size and
+          given back the same modification time (``touch -r``, ``cp -p``, a copy
+          from a backup) is taken as unchanged.
+        - ``"fast"`` compares the paths and only the modification time of each
+          class folder, with no per-file system call. It does not notice a file
+          rewritten in place (``cp new.png old.png``), which can then leave stale
+          pixels (never a wrong label: labels come from names and folders).
 
         The two checks keep separate caches.
     memory_map : bool, default=False
