@@ -103,7 +103,7 @@ def test_max_per_class_replaces_dropped_and_bad(tmp_path):
     for k in range(8):
         write_patch(root, "1", 0, k, 0, arr=patch_array(k, 50, 20))  # odd size
         write_patch(root, "1", 0, k, 50)
-        write_patch(root, "1", 1, k, 0, content=b"not a png" if k < 4 else None)
+        write_patch(root, "1", 1, k, 100, content=b"not a png" if k < 4 else None)
     with pytest.warns(UserWarning) as rec:
         b = load_idc(root, max_per_class=4, size_policy="drop", on_error="skip", cache=False)
     assert np.bincount(b.target).tolist() == [4, 4]

@@ -85,3 +85,18 @@ def test_patients_selection(tree, home):
 def test_unknown_patient(tree):
     with pytest.raises(ValueError, match=r"patients not found under .*: 12, 99\..*10, 11"):
         load_idc(tree, patients=["10", 99, "12"], cache=False)
+
+
+def test_same_patch_under_both_labels_is_an_error_naming_both(tree, home):
+    neg = write_patch(tree, "10", 0, 700, 700).resolve()
+    pos = write_patch(tree, "10", 1, 700, 700).resolve()
+    with pytest.raises(ValueError, match="contradictory labels") as info:
+        load_idc(tree, data_home=home)
+    assert str(neg) in str(info.value) and str(pos) in str(info.value)
+    with pytest.warns(UserWarning) as rec:
+        b = load_idc(tree, data_home=home, on_error="skip")
+    (msg,) = [str(w.message) for w in rec]
+    assert "skipped 2 bad file(s)" in msg and msg.count("contradictory labels") == 2
+    assert str(neg) in msg and str(pos) in msg
+    assert len(b.target) == 8 and "x700" not in " ".join(b.filenames)
+    assert "bad files skipped: 2" in b.DESCR

@@ -110,6 +110,17 @@ def test_scan_patch_tree_rejects_a_bad_name(tmp_path):
         scan_patch_tree(root)
 
 
+def test_scan_patch_tree_rejects_a_patch_under_both_labels(tmp_path):
+    root = make_sample_tree(tmp_path / "src", n_patients=1, per_class=1)
+    patient = next(root.iterdir())
+    negative = next((patient / "0").iterdir())
+    positive = patient / "1" / negative.name.replace("class0", "class1")
+    shutil.copy(negative, positive)
+    with pytest.raises(ValueError, match="contradictory labels") as info:
+        scan_patch_tree(root)
+    assert negative.name in str(info.value) and positive.name in str(info.value)
+
+
 def test_materialize_split_copies_by_patient(tmp_path):
     src = make_sample_tree(tmp_path / "src")
     result = materialize_split(src, tmp_path / "dst", train_size=0.6, val_size=0.2)

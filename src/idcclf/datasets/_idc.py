@@ -292,12 +292,14 @@ def load_idc(
         What to do with bad files: a corrupt, truncated or empty PNG, non-PNG content
         named ``.png``, a ``.png`` whose name does not fit the pattern, a name whose
         class or patient disagrees with its folders, a ``.png`` in a class folder other
-        than ``0``/``1`` or outside any class folder, a patch larger than 50x50.
-        ``"raise"`` raises ``ValueError`` naming the first bad file and its reason;
-        ``"skip"`` leaves them out and emits one ``UserWarning`` listing every skipped
-        file with its reason. A file is never loaded with a label its name and
-        folder disagree on. Content errors are found only in files that are decoded,
-        so with ``max_per_class`` a bad file that is not picked goes unnoticed.
+        than ``0``/``1`` or outside any class folder, a patch larger than 50x50, the
+        same patch (patient, x, y) under both labels (every copy is bad; each
+        reason names the other file). ``"raise"`` raises ``ValueError`` naming the
+        first bad file and its reason; ``"skip"`` leaves them out and emits one
+        ``UserWarning`` listing every skipped file with its reason. A file is never
+        loaded with a label its name and folder disagree on. Content errors are found
+        only in files that are decoded, so with ``max_per_class`` a bad file that is
+        not picked goes unnoticed.
     cache : bool, default=True
         Cache the decoded arrays under ``data_home`` and reuse them while the tree
         and the options are unchanged (see Notes).

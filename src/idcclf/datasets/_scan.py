@@ -234,9 +234,30 @@ class PatchTree:
             bad.extend((f"{prefix}{n}", reason) for n in files.names)
         for (p, c), files in sorted(self.folders.items()):
             _check_folder(p, c, files, good, bad)
+        good = _leave_out_contradictions(self.root, good, bad)
         good.sort()
         bad.sort()
         return good, bad
+
+
+def _leave_out_contradictions(root: Path, good: list[Patch], bad: list[Bad]) -> list[Patch]:
+    """Move every patch whose patient and (x, y) also come with the other label to ``bad``."""
+    by_place: dict[tuple[str, int, int], list[Patch]] = {}
+    for c in good:
+        by_place.setdefault((c.patient, c.x, c.y), []).append(c)
+    contradicted = set()
+    for (patient, x, y), same in by_place.items():
+        if len({c.label for c in same}) < 2:
+            continue
+        for c in same:
+            others = ", ".join(str(root / o.relpath) for o in same if o.label != c.label)
+            reason = (
+                f"contradictory labels: the same patch (patient {patient!r}, x={x}, y={y}) "
+                f"is also in {others}"
+            )
+            bad.append((c.relpath, reason))
+            contradicted.add(c)
+    return [c for c in good if c not in contradicted] if contradicted else good
 
 
 def _check_folder(p: str, c: str, files: Folder, good: list[Patch], bad: list[Bad]) -> None:
