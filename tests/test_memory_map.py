@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,6 +79,40 @@ def test_memory_map_needs_the_cache(tree):
         load_idc(tree, cache=False, memory_map=True)
     with pytest.raises(ValueError, match="int random_state"):
         load_idc(tree, memory_map=True, max_per_class=1, random_state=np.random.default_rng(0))
+
+
+def _deny_writes(folder, monkeypatch):
+    """Make ``folder`` unwritable: by its mode, or (as root, whom modes do not stop) by
+    making the creation of anything inside it fail with EACCES."""
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        return
+    real_mkdir, denied = os.mkdir, folder.resolve()
+
+    def mkdir(path, *args, **kwargs):
+        if denied in Path(path).resolve().parents:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
+def test_memory_map_with_an_unwritable_data_home_says_what_to_do(tree, tmp_path, monkeypatch):
+    home = tmp_path / "read-only"
+    _deny_writes(home, monkeypatch)
+    with pytest.raises(PermissionError) as info:
+        _load(tree, data_home=home, memory_map=True)
+    message = str(info.value)
+    assert str(home) in message and "cannot be written to" in message
+    assert "pass data_home=" in message and "IDCCLF_DATA" in message
+    # A file where the folder should be: the same advice.
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    with pytest.raises(OSError, match=r"pass data_home=.*IDCCLF_DATA") as info:
+        _load(tree, data_home=blocker, memory_map=True)
+    assert str(blocker) in str(info.value)
 
 
 def test_too_little_memory_is_a_clear_error_before_decoding(tree, tmp_path, monkeypatch):

@@ -223,6 +223,20 @@ def _load_uncached(job: _Job) -> Bunch:
     return _assemble.make_bunch(arrays, _assemble.describe(job.root, meta))
 
 
+def _memory_map_tmp(cache_dir: Path, key: str) -> Path:
+    """The folder to decode into; an OSError that says how to fix an unwritable data_home."""
+    try:
+        return _cache.new_cache_tmp(cache_dir, key)
+    except OSError as exc:
+        data_home = cache_dir.parent.parent
+        raise type(exc)(
+            exc.errno,
+            f"memory_map=True decodes into a file under data_home, but {data_home} cannot "
+            f"be written to ({exc.strerror or exc}): pass data_home= a writable folder, or "
+            "set the IDCCLF_DATA environment variable to one",
+        ) from None
+
+
 def _run(job: _Job, memory_map: bool) -> Bunch:
     """Return the cached result, or load it (decoding into the cache when memory-mapped)."""
     if job.cache_dir is not None and job.key is not None:
@@ -230,7 +244,7 @@ def _run(job: _Job, memory_map: bool) -> Bunch:
         if hit is not None:
             return hit
         if memory_map:
-            job.tmp = _cache.new_cache_tmp(job.cache_dir, job.key)
+            job.tmp = _memory_map_tmp(job.cache_dir, job.key)
     try:
         return _load_uncached(job)
     finally:
@@ -320,9 +334,11 @@ def load_idc(
     memory_map : bool, default=False
         Decode straight into the cache file and return ``data`` as a memory map of
         it, so that a tree larger than memory can be loaded: only the pages in use
-        are in RAM. Needs ``cache=True``. Without it, ``load_idc`` estimates the
-        memory a load needs before decoding and raises ``MemoryError`` (estimate vs
-        available) instead of running into the out-of-memory killer; see Notes.
+        are in RAM. Needs ``cache=True`` and a writable ``data_home`` (else an
+        ``OSError`` says to pass ``data_home=`` or set ``IDCCLF_DATA``). Without it,
+        ``load_idc`` estimates the memory a load needs before decoding and raises
+        ``MemoryError`` (estimate vs available) instead of running into the
+        out-of-memory killer; see Notes.
     data_home : str, path-like or None, default=None
         Cache folder. ``None``: the ``IDCCLF_DATA`` environment variable if set, else
         ``~/idcclf_data``.
