@@ -281,3 +281,16 @@ def test_skip_warning_repeated_on_cache_hit(tree, home):
     with pytest.warns(UserWarning, match="skipped 1 bad file"):
         hot = load_idc(tree, on_error="skip", data_home=home)
     assert_same(hot, cold)
+
+
+def test_each_root_has_its_own_cache_entry(two_roots, home, count_decodes):
+    a, b = two_roots
+    load_idc([a, b], data_home=home)
+    assert len(count_decodes) == 16 and len(cache_dirs(home)) == 2
+    load_idc(a, data_home=home)
+    load_idc(b, data_home=home)
+    assert len(count_decodes) == 16  # the entries of the combined load, reused
+    write_patch(b, "20", 1, 999, 999)
+    again = load_idc([a, b], data_home=home)
+    assert len(count_decodes) == 16 + 9  # only root b was decoded again
+    assert len(again.target) == 17

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _patches import assert_same, make_tree, patch_array, png_bytes, write_patch
+from _patches import ARRAY_FIELDS, assert_same, make_tree, patch_array, png_bytes, write_patch
 from PIL import Image
 
 from idcclf.datasets import (
@@ -303,3 +303,46 @@ def test_real_data_cached_equals_cold(real_idc_root, real_pad, monkeypatch):
     with decode_executor("thread"):
         hot = load_idc(real_idc_root, patients=REAL_ODD_PATIENTS, data_home=home)
     assert_same(hot, cold)
+
+
+# ---------------------------------------------------------------- several roots
+
+
+def test_several_roots_are_concatenated(two_roots, home):
+    a, b = two_roots
+    both = load_idc([a, b], data_home=home)
+    alone = [load_idc(a, data_home=home), load_idc(str(b), data_home=home)]
+    for field in ARRAY_FIELDS:
+        np.testing.assert_array_equal(both[field], np.concatenate([x[field] for x in alone]))
+    assert list(dict.fromkeys(both.groups)) == ["10", "11", "20", "21"]
+    # A partial patient (class 0 only) loads like any other.
+    assert both.target[both.groups == "21"].tolist() == [0, 0]
+    assert "roots (2):" in both.DESCR
+    assert f"{a.resolve()}: 2 patient(s), 8 patches" in both.DESCR
+    assert f"{b.resolve()}: 2 patient(s), 8 patches" in both.DESCR
+    assert "patients (4): 10, 11, 20, 21" in both.DESCR
+    assert f"{'21':>10}  {2:>7}  {0:>7}" in both.DESCR
+    # One root in a list is the same as the root itself.
+    assert_same(load_idc([a], data_home=home), alone[0])
+
+
+def test_several_roots_with_a_patient_selection(two_roots, home):
+    a, b = two_roots
+    some = load_idc((a, b), patients=["21", 11], data_home=home)
+    assert list(dict.fromkeys(some.groups)) == ["11", "21"]
+    only_b = load_idc([a, b], patients=["20"], data_home=home)
+    assert set(only_b.groups) == {"20"} and str(a.resolve()) not in only_b.DESCR
+    with pytest.raises(ValueError, match=r"patients not found under .*a, .*b: 99\..*\(4\)"):
+        load_idc([a, b], patients=["99"], cache=False)
+
+
+def test_several_roots_capped_and_memory_mapped(two_roots, home):
+    a, b = two_roots
+    capped = load_idc([a, b], max_per_class=5, random_state=1, data_home=home)
+    assert np.bincount(capped.target).tolist() == [5, 5]
+    assert set(capped.groups) > {"10", "20"}  # drawn over both roots
+    assert_same(capped, load_idc([a, b], max_per_class=5, random_state=1, cache=False))
+    mapped = load_idc([a, b], memory_map=True, data_home=home / "mm")
+    assert_same(mapped, load_idc([a, b], cache=False))
+    # Each draws from (or maps) one cache entry covering both roots.
+    assert len([p for p in (home / "mm" / "idc_cache").iterdir()]) == 1

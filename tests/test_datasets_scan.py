@@ -100,3 +100,22 @@ def test_same_patch_under_both_labels_is_an_error_naming_both(tree, home):
     assert str(neg) in msg and str(pos) in msg
     assert len(b.target) == 8 and "x700" not in " ".join(b.filenames)
     assert "bad files skipped: 2" in b.DESCR
+
+
+def test_a_patient_under_two_roots_is_an_error_naming_both_folders(two_roots):
+    a, b = two_roots
+    write_patch(b, "11", 1, 900, 900)
+    with pytest.raises(ValueError, match="patient 11 is under two roots") as info:
+        load_idc([a, b], cache=False)
+    assert str(a.resolve() / "11") in str(info.value)
+    assert str(b.resolve() / "11") in str(info.value)
+
+
+def test_a_root_given_twice_is_an_error(two_roots):
+    a, _ = two_roots
+    with pytest.raises(ValueError, match="given twice: .*a$"):
+        load_idc([a, a.parent / "a"], cache=False)
+    with pytest.raises(ValueError, match="path is empty"):
+        load_idc([], cache=False)
+    with pytest.raises(FileNotFoundError, match="nope"):
+        load_idc([a, a.parent / "nope"], cache=False)

@@ -192,9 +192,9 @@ def scan_patch_tree(root: str | os.PathLike[str]) -> Bunch:
     tree = scan_tree(root, stat_files=False)
     good, bad = tree.candidates()
     if bad:
-        rel, reason = bad[0]
+        path, reason = bad[0]
         more = f" ({len(bad) - 1} more bad file(s) found)" if len(bad) > 1 else ""
-        raise ValueError(f"bad IDC patch file {tree.root / rel}: {reason}{more}")
+        raise ValueError(f"bad IDC patch file {path}: {reason}{more}")
     return Bunch(
         paths=[Path(root) / c.relpath for c in good],
         groups=np.array([c.patient for c in good], dtype=str),

@@ -10,9 +10,10 @@ decodes the PNGs in parallel and caches the decoded arrays on disk; :func:`load_
 reads the small real sample that ships inside the package. See ``docs/loaders.md``.
 
 Modules, as scikit-learn lays out its loaders: ``_base`` (names, records),
-``_scan`` (the one tree walk), ``_decode`` (PNG decoding and its pool), ``_cache``,
-``_memory``, ``_assemble`` (rows, DESCR, warnings), ``_idc`` (``load_idc``) and
-``_sample``.
+``_params`` (parameter checks), ``_scan`` (the one tree walk), ``_decode`` (PNG
+decoding and its pool), ``_cache``, ``_memory``, ``_assemble`` (rows, DESCR,
+warnings), ``_job`` (one cache entry), ``_idc`` (``load_idc`` over one root or
+several) and ``_sample``.
 """
 
 from ._base import (

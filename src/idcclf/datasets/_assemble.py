@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,30 +14,45 @@ from ._decode import DecodePool, Statuses
 from ._scan import Bad
 
 
-def raise_bad(root: Path, bad: Sequence[Bad]) -> None:
+def raise_bad(bad: Sequence[Bad]) -> None:
     """Raise the ValueError of ``on_error="raise"`` for the first bad file."""
-    rel, reason = bad[0]
+    path, reason = bad[0]
     more = f" ({len(bad) - 1} more bad file(s) found)" if len(bad) > 1 else ""
     raise ValueError(
-        f"bad IDC patch file {root / rel}: {reason}{more}. "
+        f"bad IDC patch file {path}: {reason}{more}. "
         "Fix or remove it, or pass on_error='skip' to leave bad files out."
     )
 
 
-def emit_warnings(root: Path, meta: dict[str, Any]) -> None:
+def _where(meta: dict[str, Any]) -> str:
+    return ", ".join(root for root, _ in meta["roots"])
+
+
+def emit_warnings(meta: dict[str, Any]) -> None:
     """Warn about skipped and dropped files (again on every cache hit)."""
     bad = meta["skipped"]
     if bad:
-        lines = [f"  {root / rel}: {reason}" for rel, reason in bad]
-        msg = f"load_idc skipped {len(bad)} bad file(s) under {root}:\n" + "\n".join(lines)
-        warnings.warn(msg, UserWarning, stacklevel=4)
+        lines = [f"  {path}: {reason}" for path, reason in bad]
+        msg = f"load_idc skipped {len(bad)} bad file(s) under {_where(meta)}:\n"
+        warnings.warn(msg + "\n".join(lines), UserWarning, stacklevel=3)
     if meta["n_dropped"]:
         warnings.warn(
-            f"load_idc dropped {meta['n_dropped']} patch(es) under {root} that are smaller "
-            f"than {PATCH_SIZE}x{PATCH_SIZE} (size_policy='drop')",
+            f"load_idc dropped {meta['n_dropped']} patch(es) under {_where(meta)} that are "
+            f"smaller than {PATCH_SIZE}x{PATCH_SIZE} (size_policy='drop')",
             UserWarning,
-            stacklevel=4,
+            stacklevel=3,
         )
+
+
+def merge(parts: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    """The metadata of several parts loaded one after the other."""
+    meta = dict(parts[0][1])
+    for _, other in parts[1:]:
+        meta["roots"] = meta["roots"] + other["roots"]
+        meta["skipped"] = meta["skipped"] + other["skipped"]
+        for key in ("n_padded", "n_resized", "n_dropped"):
+            meta[key] += other[key]
+    return meta
 
 
 def _rng(random_state: Any) -> np.random.Generator | np.random.RandomState:
@@ -109,9 +123,19 @@ def row_arrays(kept: Sequence[Patch], data: np.ndarray, shapes: np.ndarray) -> d
     }
 
 
-def describe(root: Path, meta: dict[str, Any]) -> str:
+def _root_lines(roots: list[list[Any]]) -> list[str]:
+    if len(roots) == 1:
+        return [f"root: {roots[0][0]}"]
+    lines = [f"roots ({len(roots)}):"]
+    for root, counts in roots:
+        n = sum(c[0] + c[1] for c in counts.values())
+        lines.append(f"    {root}: {len(counts)} patient(s), {n} patches")
+    return lines
+
+
+def describe(meta: dict[str, Any]) -> str:
     """The DESCR text of a load."""
-    counts = meta["per_patient"]
+    counts = {p: c for _, per_patient in meta["roots"] for p, c in per_patient.items()}
     n0 = sum(c[0] for c in counts.values())
     n1 = sum(c[1] for c in counts.values())
     patients = sorted(counts)
@@ -120,7 +144,7 @@ def describe(root: Path, meta: dict[str, Any]) -> str:
     lines = [
         "IDC breast histopathology patches (idcclf.datasets.load_idc)",
         "",
-        f"root: {root}",
+        *_root_lines(meta["roots"]),
         f"patients ({len(patients)}): {', '.join(patients)}",
         f"patches: {n0 + n1} (class 0 'no IDC': {n0}; class 1 'IDC': {n1})",
         "data: uint8 RGB array of shape (n, 50, 50, 3)",

@@ -49,10 +49,16 @@ class Patch(NamedTuple):
     y: int
     #: Folder of the file relative to its root, ``/``-separated ("8863/0" or "0").
     folder: str
+    #: The root folder the file was found under.
+    root: str = ""
 
     @property
     def relpath(self) -> str:
         return f"{self.folder}/{self.name}"
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.root, self.folder, self.name)
 
 
 class BadPatch(Exception):

@@ -23,7 +23,7 @@ import numpy as np
 from ._scan import PatchTree
 
 # Bump whenever decoding or the cache layout changes, so old caches are never reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 CACHE_SUBDIR = "idc_cache"
 MANIFEST = "manifest.json"
 ARRAYS = ("data", "target", "groups", "coords", "filenames", "original_shapes")

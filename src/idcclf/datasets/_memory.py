@@ -88,12 +88,11 @@ def _human_bytes(n: int) -> str:
     return f"{n / 1024:.1f} KiB"
 
 
-def check_memory(where: str, cands: Sequence[Patch], n_rows: int) -> None:
-    """Raise MemoryError, before decoding, if the arrays would not fit in memory."""
+def check_memory(where: str, n_rows: int, need: int) -> None:
+    """Raise MemoryError, before the work, if ``need`` bytes would not fit in memory."""
     available = available_memory()
     if available is None:
         return
-    need = estimate_bytes(cands, n_rows)
     room, source = available
     if need > room:
         raise MemoryError(

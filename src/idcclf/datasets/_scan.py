@@ -141,11 +141,12 @@ def check_root(path: str | os.PathLike[str]) -> Path:
 class PatchTree:
     """Every ``.png`` under one root (of the selected patients), listed once.
 
-    With ``stat_files`` each file's size and mtime are read too (one stat per file);
-    without, only names and the folders' own mtimes are.
+    Created with the root's own listing; :meth:`select` then lists the class folders
+    of the patients to load. With ``stat_files`` each file's size and mtime are read
+    too (one stat per file); without, only names and the folders' own mtimes are.
     """
 
-    def __init__(self, root: Path, patients: list[str] | None, stat_files: bool = True) -> None:
+    def __init__(self, root: Path, stat_files: bool = True) -> None:
         self.root = root
         self.stat_files = stat_files
         #: (path relative to root, reason) of entries that could not be listed.
@@ -157,25 +158,22 @@ class PatchTree:
                 f"cannot list the IDC data folder {root}: {exc.strerror or exc}"
             ) from None
         self.available = patient_dirs
-        self.patients = self._select(patients)
+        self.patients: list[str] = []
         # .png files outside any class folder, keyed by their folder relative to root
         # ("" for the root itself), and the contents of every class folder.
         self.misplaced: dict[str, Folder] = {"": root_pngs} if root_pngs else {}
         self.folders: dict[tuple[str, str], Folder] = {}
+
+    def folder_of(self, patient: str) -> Path:
+        """The folder holding a patient's patches."""
+        return self.root / patient
+
+    def select(self, patients: list[str] | None) -> None:
+        """List the class folders of ``patients`` (None: every patient)."""
+        self.patients = self.available if patients is None else sorted(set(patients))
         for p in self.patients:
             self._scan_patient(p)
         self.unreadable.sort()
-
-    def _select(self, patients: list[str] | None) -> list[str]:
-        if patients is None:
-            return self.available
-        unknown = sorted(set(patients) - set(self.available))
-        if unknown:
-            raise ValueError(
-                f"patients not found under {self.root}: {', '.join(unknown)}. "
-                f"Available patients ({len(self.available)}): {', '.join(self.available)}"
-            )
-        return sorted(set(patients))
 
     def _scan_patient(self, p: str) -> None:
         pdir = os.path.join(self.root, p)
@@ -224,7 +222,7 @@ class PatchTree:
     def candidates(self) -> tuple[list[Patch], list[Bad]]:
         """Check every file name against its folders.
 
-        Returns the good patches in row order and the bad files, sorted.
+        Returns the good patches in row order and the bad files (full paths), sorted.
         """
         good: list[Patch] = []
         bad: list[Bad] = list(self.unreadable)
@@ -232,12 +230,12 @@ class PatchTree:
             prefix = f"{d}/" if d else ""
             reason = "not inside a <patient>/<0|1>/ folder"
             bad.extend((f"{prefix}{n}", reason) for n in files.names)
+        root = str(self.root)
         for (p, c), files in sorted(self.folders.items()):
-            _check_folder(p, c, files, good, bad)
+            _check_folder(root, p, c, files, good, bad)
         good = _leave_out_contradictions(self.root, good, bad)
         good.sort()
-        bad.sort()
-        return good, bad
+        return good, sorted((str(self.root / rel), reason) for rel, reason in bad)
 
 
 def _leave_out_contradictions(root: Path, good: list[Patch], bad: list[Bad]) -> list[Patch]:
@@ -260,7 +258,9 @@ def _leave_out_contradictions(root: Path, good: list[Patch], bad: list[Bad]) -> 
     return [c for c in good if c not in contradicted] if contradicted else good
 
 
-def _check_folder(p: str, c: str, files: Folder, good: list[Patch], bad: list[Bad]) -> None:
+def _check_folder(
+    root: str, p: str, c: str, files: Folder, good: list[Patch], bad: list[Bad]
+) -> None:
     """Sort the files of class folder ``p/c`` into ``good`` and ``bad``."""
     folder = f"{p}/{c}"
     if c not in ("0", "1"):
@@ -283,17 +283,48 @@ def _check_folder(p: str, c: str, files: Folder, good: list[Patch], bad: list[Ba
         elif size == 0:
             reason = "empty file (0 bytes)"
         else:
-            good.append(Patch(p, label, name, int(m["x"]), int(m["y"]), folder))
+            good.append(Patch(p, label, name, int(m["x"]), int(m["y"]), folder, root))
             continue
         bad.append((f"{folder}/{name}", reason))
 
 
-def scan_tree(
-    path: str | os.PathLike[str], patients: list[str] | None = None, *, stat_files: bool
-) -> PatchTree:
-    """Walk one IDC root; raise a clear error if it holds no patch at all."""
-    root = check_root(path)
-    tree = PatchTree(root, patients, stat_files=stat_files)
+def _roots(path: Any) -> list[Path]:
+    """The checked, resolved root folders of ``path`` (one path or a sequence of them)."""
+    paths = [path] if isinstance(path, str | os.PathLike) else list(path)
+    if not paths:
+        raise ValueError("path is empty: pass an IDC root folder or a list of them")
+    roots = [check_root(p) for p in paths]
+    twice = sorted({str(r) for r in roots if roots.count(r) > 1})
+    if twice:
+        raise ValueError(f"the same IDC root folder is given twice: {', '.join(twice)}")
+    return roots
+
+
+def _select_patients(trees: list[PatchTree], patients: list[str] | None) -> list[PatchTree]:
+    """Give each tree its share of ``patients``; drop the trees that have none."""
+    owner: dict[str, PatchTree] = {}
+    for tree in trees:
+        for p in tree.available:
+            if p in owner:
+                raise ValueError(
+                    f"patient {p} is under two roots, in {owner[p].folder_of(p)} and in "
+                    f"{tree.folder_of(p)}: a patient's patches must all be under one root"
+                )
+            owner[p] = tree
+    if patients is None:
+        return trees
+    unknown = sorted(set(patients) - set(owner))
+    if unknown:
+        available = sorted(owner)
+        raise ValueError(
+            f"patients not found under {', '.join(str(t.root) for t in trees)}: "
+            f"{', '.join(unknown)}. Available patients ({len(available)}): {', '.join(available)}"
+        )
+    return [t for t in trees if set(patients) & set(t.available)]
+
+
+def _check_not_empty(tree: PatchTree) -> None:
+    root = tree.root
     if tree.available and set(tree.available) <= {"0", "1"} and not tree.folders:
         # Its .png files would otherwise all be reported as misplaced, one by one.
         raise ValueError(
@@ -305,4 +336,27 @@ def scan_tree(
         raise ValueError(
             f"no IDC patches found under {root} (expected {root}/<patient>/<0|1>/<name>.png)"
         )
+
+
+def scan_roots(
+    path: Any, patients: list[str] | None = None, *, stat_files: bool
+) -> list[PatchTree]:
+    """Walk one IDC root or several: the trees holding the selected patients.
+
+    Raises a clear error for a missing root, a root given twice, a patient under two
+    roots, unknown patients or a root without any patch.
+    """
+    trees = [PatchTree(root, stat_files) for root in _roots(path)]
+    trees = _select_patients(trees, patients)
+    for tree in trees:
+        tree.select(None if patients is None else [p for p in patients if p in tree.available])
+        _check_not_empty(tree)
+    return trees
+
+
+def scan_tree(
+    path: str | os.PathLike[str], patients: list[str] | None = None, *, stat_files: bool
+) -> PatchTree:
+    """Walk one IDC root (see :func:`scan_roots`)."""
+    (tree,) = scan_roots(path, patients, stat_files=stat_files)
     return tree
