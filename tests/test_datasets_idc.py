@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _patches import ARRAY_FIELDS, assert_same, make_tree, patch_array, png_bytes, write_patch
+from _trees import make_sample_tree
 from PIL import Image
 
 from idcclf.datasets import (
@@ -17,6 +18,7 @@ from idcclf.datasets import (
     load_idc,
     parse_patch_filename,
 )
+from idcclf.splits import materialize_split
 
 pytest_plugins = ["_patch_fixtures"]
 
@@ -346,3 +348,23 @@ def test_several_roots_capped_and_memory_mapped(two_roots, home):
     assert_same(mapped, load_idc([a, b], cache=False))
     # Each draws from (or maps) one cache entry covering both roots.
     assert len([p for p in (home / "mm" / "idc_cache").iterdir()]) == 1
+
+
+def test_the_parts_idcclf_split_writes_load_as_they_are(tmp_path, home):
+    src = make_sample_tree(tmp_path / "src", n_patients=6, per_class=4)
+    ref = load_idc(src, cache=False)
+    parts = materialize_split(src, tmp_path / "dst", train_size=0.6, val_size=0.2).parts
+    folders = [parts[name].folder for name in ("train", "val", "test")]
+    loaded = [load_idc(folder, data_home=home) for folder in folders]
+    for part, b in zip(parts.values(), loaded, strict=True):
+        assert sorted(set(b.groups)) == part.patients
+        assert np.bincount(b.target, minlength=2).tolist() == [part.counts[0], part.counts[1]]
+        assert all(f.split("/")[0] == str(t) for f, t in zip(b.filenames, b.target, strict=True))
+        assert str(part.folder.resolve()) in b.DESCR
+    both = load_idc(folders, data_home=home)  # cached per part, in the order given
+    assert_same(both, load_idc(folders, cache=False))
+    key = {(g, *c): i for i, (g, c) in enumerate(zip(ref.groups, ref.coords.tolist(), strict=True))}
+    rows = [key[(g, *c)] for g, c in zip(both.groups, both.coords.tolist(), strict=True)]
+    assert sorted(rows) == list(range(len(ref.target)))  # every patch exactly once
+    np.testing.assert_array_equal(both.data, ref.data[rows])
+    np.testing.assert_array_equal(both.target, ref.target[rows])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _patches import assert_same, write_patch
+from _patches import assert_same, make_tree, write_patch
 
 from idcclf.datasets import (
     load_idc,
@@ -67,9 +67,54 @@ def test_no_patches(tmp_path):
         load_idc(tmp_path / "empty", cache=False)
 
 
-def test_single_patient_folder_hint(tree):
-    with pytest.raises(ValueError, match="single patient"):
-        load_idc(tree / "10", cache=False)
+def test_a_patient_folder_loads_as_a_class_folder_root(tree):
+    # Its only sub-folders are 0 and 1: the patient comes from the file names.
+    alone = load_idc(tree / "10", cache=False)
+    ref = load_idc(tree, patients=["10"], cache=False)
+    for field in ("data", "target", "groups", "coords", "original_shapes"):
+        np.testing.assert_array_equal(alone[field], ref[field], err_msg=field)
+    assert [f"10/{f}" for f in alone.filenames] == list(ref.filenames)
+    assert alone.filenames[0] == "0/10_idx5_x0_y0_class0.png"
+
+
+def test_class_folders_only_when_they_are_the_only_sub_folders(tree):
+    # "0" and "1" beside another folder are patient folders, whose .png files are
+    # then outside any class folder.
+    cls_root = tree / "10"
+    (cls_root / "notes").mkdir()
+    misplaced = r"/0/10_idx5_x0_y0_class0\.png: not inside a <patient>/<0\|1>/"
+    with pytest.raises(ValueError, match=misplaced):
+        load_idc(cls_root, cache=False)
+
+
+def test_a_patient_named_1_is_still_a_patient(tmp_path):
+    # Its folder holds class folders: the root is not a class-folder root.
+    root = make_tree(tmp_path / "idc", patients=("1",))
+    b = load_idc(root, cache=False)
+    assert set(b.groups) == {"1"} and b.filenames[0] == "1/0/1_idx5_x0_y0_class0.png"
+
+
+def test_bad_files_of_a_class_folder_root(tmp_path):
+    root = tmp_path / "part"
+    for patient, label in (("7", 0), ("7", 1), ("8", 1)):
+        name = f"{patient}_idx5_x5_y{label}_class{label}.png"
+        write_patch(root, "", label, 5, label, folder=str(label), name=name)
+    wrong = write_patch(root, "", 1, 9, 9, folder="0", name="8_idx5_x9_y9_class1.png")
+    loose = root / "7_idx5_x0_y0_class0.png"
+    loose.write_bytes(wrong.read_bytes())
+    with pytest.warns(UserWarning) as rec:
+        b = load_idc(root, cache=False, on_error="skip")
+    (msg,) = [str(w.message) for w in rec]
+    assert "skipped 2 bad file(s)" in msg
+    assert f"{wrong.resolve()}: file name says class1 but the file is in class folder '0'" in msg
+    assert f"{loose.resolve()}: not inside a <0|1>/ folder" in msg
+    assert list(b.groups) == ["7", "7", "8"] and list(b.target) == [0, 1, 1]
+    with pytest.warns(UserWarning, match="skipped 2 bad file"):  # patient 8's, and the loose one
+        only = load_idc(root, cache=False, patients=["8"], on_error="skip")
+    assert list(only.filenames) == ["1/8_idx5_x5_y1_class1.png"]
+    unknown = r"patients not found under .*: 9\. Available patients \(2\): 7, 8"
+    with pytest.raises(ValueError, match=unknown):
+        load_idc(root, cache=False, patients=[9])
 
 
 def test_patients_selection(tree, home):

@@ -165,13 +165,15 @@ def scan_patch_tree(root: str | os.PathLike[str]) -> Bunch:
 
     The tree is walked exactly as :func:`idcclf.load_idc` walks it, and held to the
     same rules: every ``.png`` must have a name that parses and agrees with its
-    folders, and sit in a ``<patient>/<0|1>/`` folder; hidden entries and files not
+    folders, and sit in a ``<patient>/<0|1>/`` folder (or, in a root whose only
+    sub-folders are ``0`` and ``1``, in one of those); hidden entries and files not
     ending in ``.png`` are ignored.
 
     Parameters
     ----------
     root : str or path-like
-        Folder holding one folder per patient.
+        Folder holding one folder per patient, or one part written by
+        :func:`materialize_split` (``0/`` and ``1/``).
 
     Returns
     -------
@@ -224,7 +226,8 @@ def materialize_split(
     Parameters
     ----------
     src : str or path-like
-        IDC tree, ``<patient>/<0|1>/*.png``.
+        IDC tree, ``<patient>/<0|1>/*.png`` (or ``<0|1>/*.png``, see
+        :func:`scan_patch_tree`).
     dst : str or path-like
         Output folder; created if missing. It must be empty unless ``force``.
     train_size, val_size : float, default=0.8, 0.1
@@ -260,6 +263,12 @@ def materialize_split(
     """
     src, dst = Path(src), Path(dst)
     tree = scan_patch_tree(src)
+    patients = np.unique(tree.groups)
+    if len(patients) == 1:
+        raise ValueError(
+            f"{src}: every patch is of patient {patients[0]}; it looks like a single "
+            "patient's folder: pass the folder that holds the patient folders"
+        )
     if dst.exists() and not dst.is_dir():
         raise FileExistsError(f"{dst}: exists and is not a directory")
     if dst.resolve() == src.resolve():

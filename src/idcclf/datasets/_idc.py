@@ -68,7 +68,10 @@ def load_idc(
     Parameters
     ----------
     path : str, path-like, or a sequence of them
-        Root folder holding one folder per patient, or a list of such roots. Several
+        Root folder holding one folder per patient, or a list of such roots. A root
+        whose only sub-folders are ``0`` and/or ``1`` (the parts ``idcclf split``
+        writes: ``<root>/<0|1>/<patient>_idx5_...png``) is read with the patient
+        taken from each file name. Several
         roots are loaded one after the other, each with its own cache entry, and
         their rows concatenated in the order given; a patient id may appear under
         one root only (else ``ValueError`` naming both folders).
@@ -181,10 +184,11 @@ def load_idc(
 
     Notes
     -----
-    Only ``<path>/<patient>/<class>/*.png`` files are read; other files, hidden
-    entries and ``__MACOSX`` folders are ignored, and no folder is read deeper, so
-    symbolic-link cycles cannot make a load loop. A broken or looping ``.png`` link
-    and a folder that cannot be listed are bad files in the sense of ``on_error``.
+    Only ``<path>/<patient>/<class>/*.png`` (or ``<path>/<class>/*.png``) files are
+    read; other files, hidden entries and ``__MACOSX`` folders are ignored, and no
+    folder is read deeper, so symbolic-link cycles cannot make a load loop. A broken
+    or looping ``.png`` link and a folder that cannot be listed are bad files in the
+    sense of ``on_error``.
 
     Memory: a load holds about 7,600 bytes per patch. Before decoding, that estimate
     is compared with the memory available (the kernel's ``MemAvailable``, a cgroup

@@ -138,12 +138,26 @@ def check_root(path: str | os.PathLike[str]) -> Path:
     return root.resolve()
 
 
+def _class_folders_only(root: Path, dirs: list[str]) -> bool:
+    """Whether the root's sub-folders are class folders: 0 and/or 1, and no patient's.
+
+    A folder named 0 or 1 that holds a 0/ or 1/ folder is a patient's (such ids do
+    not occur in the public set, but a test tree may use them).
+    """
+    if not dirs or not set(dirs) <= {"0", "1"}:
+        return False
+    return not any((root / d / c).is_dir() for d in dirs for c in ("0", "1"))
+
+
 class PatchTree:
     """Every ``.png`` under one root (of the selected patients), listed once.
 
-    Created with the root's own listing; :meth:`select` then lists the class folders
-    of the patients to load. With ``stat_files`` each file's size and mtime are read
-    too (one stat per file); without, only names and the folders' own mtimes are.
+    Two layouts: ``"patients"`` (``<root>/<patient>/<0|1>/``, the public set) and
+    ``"classes"`` (``<root>/<0|1>/``, the parts ``idcclf split`` writes), taken only
+    when the root's sub-folders are ``0`` and/or ``1`` and nothing else. Created with
+    the root's own listing (and, for ``"classes"``, its class folders); :meth:`select`
+    then lists the class folders of the patients to load. With ``stat_files`` each
+    file's size and mtime are read too (one stat per file).
     """
 
     def __init__(self, root: Path, stat_files: bool = True) -> None:
@@ -152,48 +166,60 @@ class PatchTree:
         #: (path relative to root, reason) of entries that could not be listed.
         self.unreadable: list[Bad] = []
         try:
-            patient_dirs, root_pngs = scan_top(str(root), self.unreadable)
+            dirs, root_pngs = scan_top(str(root), self.unreadable)
         except OSError as exc:
             raise PermissionError(
                 f"cannot list the IDC data folder {root}: {exc.strerror or exc}"
             ) from None
-        self.available = patient_dirs
+        self.layout = "classes" if _class_folders_only(root, dirs) else "patients"
         self.patients: list[str] = []
         # .png files outside any class folder, keyed by their folder relative to root
-        # ("" for the root itself), and the contents of every class folder.
+        # ("" for the root itself), and the contents of every class folder, keyed by
+        # (patient folder, class folder); the patient folder is "" in "classes".
         self.misplaced: dict[str, Folder] = {"": root_pngs} if root_pngs else {}
         self.folders: dict[tuple[str, str], Folder] = {}
+        if self.layout == "patients":
+            self.available = dirs
+        else:
+            self._scan_classes("", dirs)
+            names = (n for f in self.folders.values() for n in f.names)
+            self.available = sorted({m["patient"] for m in map(NAME_RE.fullmatch, names) if m})
 
     def folder_of(self, patient: str) -> Path:
         """The folder holding a patient's patches."""
-        return self.root / patient
+        return self.root / patient if self.layout == "patients" else self.root
 
     def select(self, patients: list[str] | None) -> None:
         """List the class folders of ``patients`` (None: every patient)."""
         self.patients = self.available if patients is None else sorted(set(patients))
-        for p in self.patients:
-            self._scan_patient(p)
+        if self.layout == "patients":
+            for p in self.patients:
+                self._scan_patient(p)
         self.unreadable.sort()
 
     def _scan_patient(self, p: str) -> None:
-        pdir = os.path.join(self.root, p)
         found: list[Bad] = []
         try:
-            class_dirs, pngs = scan_top(pdir, found)
+            class_dirs, pngs = scan_top(os.path.join(self.root, p), found)
         except OSError as exc:
             self.unreadable.append((p, os_reason(exc, "cannot list folder")))
             return
         self.unreadable += [(f"{p}/{n}", r) for n, r in found]
         if pngs:
             self.misplaced[p] = pngs
+        self._scan_classes(p, class_dirs)
+
+    def _scan_classes(self, p: str, class_dirs: list[str]) -> None:
+        """List the class folders ``class_dirs`` of patient folder ``p`` ("": the root)."""
         for c in class_dirs:
-            found = []
+            rel = f"{p}/{c}" if p else c
+            found: list[Bad] = []
             try:
-                files = scan_pngs(os.path.join(pdir, c), self.stat_files, found)
+                files = scan_pngs(os.path.join(self.root, rel), self.stat_files, found)
             except OSError as exc:
-                self.unreadable.append((f"{p}/{c}", os_reason(exc, "cannot list folder")))
+                self.unreadable.append((rel, os_reason(exc, "cannot list folder")))
                 continue
-            self.unreadable += [(f"{p}/{c}/{n}", r) for n, r in found]
+            self.unreadable += [(f"{rel}/{n}", r) for n, r in found]
             if files or found:
                 self.folders[p, c] = files
 
@@ -207,7 +233,7 @@ class PatchTree:
         stat'ed, else the mtime of its folder, and every entry that could not be read.
         """
         groups = [(f"{d}/" if d else "", f) for d, f in sorted(self.misplaced.items())]
-        groups += [(f"{p}/{c}/", f) for (p, c), f in sorted(self.folders.items())]
+        groups += [(f"{p}/{c}/" if p else f"{c}/", f) for (p, c), f in sorted(self.folders.items())]
         for prefix, f in groups:
             h.update(f"\n[{prefix}]\n".encode("utf-8", "surrogateescape"))
             h.update("\n".join(f.names).encode("utf-8", "surrogateescape"))
@@ -226,13 +252,16 @@ class PatchTree:
         """
         good: list[Patch] = []
         bad: list[Bad] = list(self.unreadable)
+        expected = "<patient>/<0|1>/" if self.layout == "patients" else "<0|1>/"
         for d, files in self.misplaced.items():
             prefix = f"{d}/" if d else ""
-            reason = "not inside a <patient>/<0|1>/ folder"
+            reason = f"not inside a {expected} folder"
             bad.extend((f"{prefix}{n}", reason) for n in files.names)
-        root = str(self.root)
+        check = _FolderCheck(str(self.root), good, bad)
+        if self.layout == "classes" and self.patients != self.available:
+            check.selected = set(self.patients)
         for (p, c), files in sorted(self.folders.items()):
-            _check_folder(root, p, c, files, good, bad)
+            check(p, c, files)
         good = _leave_out_contradictions(self.root, good, bad)
         good.sort()
         return good, sorted((str(self.root / rel), reason) for rel, reason in bad)
@@ -258,34 +287,44 @@ def _leave_out_contradictions(root: Path, good: list[Patch], bad: list[Bad]) -> 
     return [c for c in good if c not in contradicted] if contradicted else good
 
 
-def _check_folder(
-    root: str, p: str, c: str, files: Folder, good: list[Patch], bad: list[Bad]
-) -> None:
-    """Sort the files of class folder ``p/c`` into ``good`` and ``bad``."""
-    folder = f"{p}/{c}"
-    if c not in ("0", "1"):
-        reason = f"class folder {c!r} is not '0' or '1'"
-        bad.extend((f"{folder}/{n}", reason) for n in files.names)
-        return
-    label = int(c)
-    # Without a stat, empty files are caught when decoded.
-    sizes = files.sizes if files.sizes is not None else [1] * len(files.names)
-    for name, size in zip(files.names, sizes, strict=True):
-        m = NAME_RE.fullmatch(name)
-        if m is None:
-            reason = f"file name does not match {NAME_PATTERN!r}"
-        elif int(m["label"]) != label:
-            reason = f"file name says class{m['label']} but the file is in class folder {c!r}"
-        elif m["patient"] != p:
-            reason = (
-                f"file name says patient {m['patient']!r} but the file is in patient folder {p!r}"
-            )
-        elif size == 0:
-            reason = "empty file (0 bytes)"
-        else:
-            good.append(Patch(p, label, name, int(m["x"]), int(m["y"]), folder, root))
-            continue
-        bad.append((f"{folder}/{name}", reason))
+class _FolderCheck:
+    """Sorts the files of class folders into ``good`` and ``bad``."""
+
+    def __init__(self, root: str, good: list[Patch], bad: list[Bad]) -> None:
+        self.root, self.good, self.bad = root, good, bad
+        #: In the "classes" layout, the patients to keep (None: all).
+        self.selected: set[str] | None = None
+
+    def __call__(self, p: str, c: str, files: Folder) -> None:
+        """Check class folder ``c`` of patient folder ``p`` ("": the patient is in the names)."""
+        folder = f"{p}/{c}" if p else c
+        if c not in ("0", "1"):
+            reason = f"class folder {c!r} is not '0' or '1'"
+            self.bad.extend((f"{folder}/{n}", reason) for n in files.names)
+            return
+        label = int(c)
+        # Without a stat, empty files are caught when decoded.
+        sizes = files.sizes if files.sizes is not None else [1] * len(files.names)
+        for name, size in zip(files.names, sizes, strict=True):
+            m = NAME_RE.fullmatch(name)
+            if m is not None and self.selected is not None and m["patient"] not in self.selected:
+                continue
+            if m is None:
+                reason = f"file name does not match {NAME_PATTERN!r}"
+            elif int(m["label"]) != label:
+                reason = f"file name says class{m['label']} but the file is in class folder {c!r}"
+            elif p and m["patient"] != p:
+                reason = (
+                    f"file name says patient {m['patient']!r} but the file is in "
+                    f"patient folder {p!r}"
+                )
+            elif size == 0:
+                reason = "empty file (0 bytes)"
+            else:
+                x, y = int(m["x"]), int(m["y"])
+                self.good.append(Patch(m["patient"], label, name, x, y, folder, self.root))
+                continue
+            self.bad.append((f"{folder}/{name}", reason))
 
 
 def _roots(path: Any) -> list[Path]:
@@ -324,17 +363,11 @@ def _select_patients(trees: list[PatchTree], patients: list[str] | None) -> list
 
 
 def _check_not_empty(tree: PatchTree) -> None:
-    root = tree.root
-    if tree.available and set(tree.available) <= {"0", "1"} and not tree.folders:
-        # Its .png files would otherwise all be reported as misplaced, one by one.
-        raise ValueError(
-            f"{root} looks like a single patient's folder (its sub-folders are the class "
-            f"folders 0/1): pass its parent folder {root.parent} (with load_idc, "
-            f"patients=[{root.name!r}])"
-        )
     if tree.is_empty():
+        root = tree.root
         raise ValueError(
-            f"no IDC patches found under {root} (expected {root}/<patient>/<0|1>/<name>.png)"
+            f"no IDC patches found under {root} (expected {root}/<patient>/<0|1>/<name>.png, "
+            f"or {root}/<0|1>/<name>.png)"
         )
 
 
