@@ -32,13 +32,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -147,6 +150,60 @@ def joblib_store_load(data_dir: str, data_home: str, *, n_jobs=None, cache_check
     return Bunch(**cached(str(tree.root), digest.hexdigest(), options, n_jobs))
 
 
+_STORED: dict = {}
+
+
+def _stored_result(tree_digest: str) -> dict:
+    """What joblib.Memory stores in --compare-stores: a result computed beforehand."""
+    return _STORED["arrays"]
+
+
+def compare_stores(data: Path, reps: int) -> None:
+    """Time the two stores alone, in this process: write and read the same arrays.
+
+    Both read the same listing, so only the store differs: load_idc's (one ``.npy``
+    per array plus a manifest, fsync'ed, renamed into place; read back as
+    copy-on-write maps) and ``joblib.Memory(mmap_mode="r")`` (one pickle with the
+    arrays inline, renamed into place; read back as read-only maps). The two take
+    turns; each figure is the fastest and the median of ``reps`` runs.
+    """
+    import joblib
+
+    from idcclf.datasets import _cache, load_idc
+
+    bunch = load_idc(data, cache=False)
+    arrays = {k: bunch[k] for k in ARRAYS}
+    _STORED["arrays"] = arrays
+    meta = {"DESCR": bunch.DESCR}
+    times: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="idcclf-stores-") as tmp:
+        for i in range(reps):
+            key = f"{i:040d}"
+            own = Path(tmp) / "own" / key
+            memory = joblib.Memory(Path(tmp) / f"joblib{i}", mmap_mode="r", verbose=0)
+            cached = memory.cache(_stored_result)
+            for name, call in (
+                ("write idcclf", functools.partial(_cache.write_cache, own, key, arrays, meta)),
+                ("write joblib", functools.partial(cached, key)),
+                ("read idcclf", functools.partial(_cache.read_cache, own, key)),
+                ("read joblib", functools.partial(cached, key)),
+            ):
+                t0 = time.perf_counter()
+                result = call()
+                times.setdefault(name, []).append(time.perf_counter() - t0)
+                assert result is not None or name.startswith("write")
+            kinds = {type(result["data"]).__name__ for result in (cached(key),)}
+            del result, cached, memory
+            shutil.rmtree(own)
+            shutil.rmtree(Path(tmp) / f"joblib{i}")
+    print(f"joblib returns data as: {', '.join(kinds)}")
+    for name, values in times.items():
+        print(
+            f"{name:<13} fastest {min(values):.4f} s, median {statistics.median(values):.4f} s "
+            f"({len(values)} runs)"
+        )
+
+
 def _run(code: str, *args: str) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", code, *args], check=True, capture_output=True, text=True
@@ -183,6 +240,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-pillow-loop", action="store_true", help="skip the Pillow-loop baseline")
     ap.add_argument(
         "--joblib", action="store_true", help="also time a joblib.Memory store (see above)"
+    )
+    ap.add_argument(
+        "--compare-stores",
+        type=int,
+        metavar="REPS",
+        help="only time writing and reading the cache, load_idc's store vs joblib.Memory",
     )
     return ap.parse_args(argv)
 
@@ -264,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data: {args.data.resolve()}")
     print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs")
     print(f"executor: {args.executor}, n_jobs: {args.n_jobs}")
+    if args.compare_stores:
+        compare_stores(args.data, args.compare_stores)
+        return 0
     return 0 if report(collect(args)) else 1
 
 
