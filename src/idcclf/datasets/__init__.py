@@ -11,9 +11,9 @@ reads the small real sample that ships inside the package. See ``docs/loaders.md
 
 Modules, as scikit-learn lays out its loaders: ``_base`` (names, records),
 ``_params`` (parameter checks), ``_scan`` (the one tree walk), ``_decode`` (PNG
-decoding and its pool), ``_cache``, ``_memory``, ``_assemble`` (rows, DESCR,
-warnings), ``_job`` (one cache entry), ``_idc`` (``load_idc`` over one root or
-several) and ``_sample``.
+decoding and its pool), ``_cache``, ``_memory``, ``_progress`` (``verbose``),
+``_assemble`` (rows, DESCR, warnings), ``_job`` (one cache entry), ``_idc``
+(``load_idc`` over one root or several) and ``_sample``.
 """
 
 from ._base import (

@@ -69,6 +69,7 @@ def decode_capped(
     max_per_class: int,
     random_state: Any,
     pool: DecodePool,
+    progress: Any = None,
 ) -> tuple[list[int], np.ndarray, np.ndarray, Statuses]:
     """Decode a random subset of at most ``max_per_class`` usable patches per class.
 
@@ -95,7 +96,7 @@ def decode_capped(
         idx = np.concatenate(batch)
         if idx.size == 0:
             break
-        data, shapes, status = pool.decode([paths[i] for i in idx], size_policy)
+        data, shapes, status = pool.decode([paths[i] for i in idx], size_policy, None, progress)
         for i, (code, _) in zip(idx, status, strict=True):
             if code in USABLE:
                 accepted[int(labels[i])] += 1

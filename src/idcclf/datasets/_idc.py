@@ -54,6 +54,7 @@ def load_idc(
     n_jobs: int | None = None,
     random_state: int | np.random.Generator | np.random.RandomState | None = 0,
     return_X_y: bool = False,
+    verbose: int = 0,
 ) -> Bunch | tuple[np.ndarray, np.ndarray]:
     """Load IDC histopathology patches from a folder tree.
 
@@ -146,6 +147,10 @@ def load_idc(
         every time (and can be cached).
     return_X_y : bool, default=False
         Return ``(data, target)`` instead of a Bunch.
+    verbose : int, default=0
+        0 prints nothing. 1 prints to stderr, while patches are decoded, how many are
+        done, the rate and the time left (a few lines: at most one per 2 s and 10%),
+        and a line for each cache entry read instead.
 
     Returns
     -------
@@ -217,7 +222,7 @@ def load_idc(
     >>> bunch.data.shape[1:], bunch.data.dtype
     ((50, 50, 3), dtype('uint8'))
     """
-    check_params(size_policy, on_error, max_per_class, random_state, cache_check)
+    check_params(size_policy, on_error, max_per_class, random_state, cache_check, verbose)
     workers = n_workers(n_jobs)
     patient_list = normalize_patients(patients)
     cacheable = cache and (max_per_class is None or isinstance(random_state, numbers.Integral))
@@ -240,7 +245,7 @@ def load_idc(
     with DecodePool(workers) as pool:
         for group in _groups(trees, max_per_class, memory_map):
             options = _job.options(group, patient_list, **settings)
-            job = _job.Job(group, options, max_per_class, random_state, pool)
+            job = _job.Job(group, options, max_per_class, random_state, pool, verbose=verbose)
             if cacheable:
                 job.key = _cache.cache_key(group, options)
                 job.cache_dir = home / _cache.CACHE_SUBDIR / job.key

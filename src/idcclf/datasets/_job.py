@@ -19,6 +19,7 @@ from . import _assemble, _cache
 from ._base import USABLE, Patch, Status
 from ._decode import DecodePool
 from ._memory import RowFile, check_memory, estimate_bytes, take_rows
+from ._progress import Progress, say
 from ._scan import Bad, PatchTree
 
 #: The arrays of a result and its metadata (what DESCR and the warnings are made of).
@@ -37,6 +38,7 @@ class Job:
     cache_dir: Path | None = None
     key: str | None = None
     tmp: Path | None = None  # set in memory-mapped mode: the entry being written
+    verbose: int = 0
 
     @property
     def where(self) -> str:
@@ -74,30 +76,40 @@ def _decode(job: Job, cands: list[Patch]) -> tuple[list[int], Any, np.ndarray, A
     """Decode the candidates (or the capped subset); rows go to disk when memory-mapped."""
     paths = [c.path for c in cands]
     size_policy = job.options["size_policy"]
+    n_rows = len(cands) if job.max_per_class is None else min(len(cands), 2 * job.max_per_class)
+    progress = Progress(n_rows, job.where) if job.verbose else None
     if job.max_per_class is not None:
         # A capped subset is decoded in memory even when memory-mapped: at most
         # 2 * max_per_class patches (twice: decoded in rounds, then sorted).
-        n_rows = min(len(cands), 2 * job.max_per_class)
         check_memory(job.where, 2 * n_rows, estimate_bytes(cands, 2 * n_rows))
         labels = np.array([c.label for c in cands], dtype=np.int64)
-        return _assemble.decode_capped(
+        if progress is not None:
+            progress.start(job.pool.describe())
+        result = _assemble.decode_capped(
             paths,
             labels,
             size_policy=size_policy,
             max_per_class=job.max_per_class,
             random_state=job.random_state,
             pool=job.pool,
+            progress=progress,
         )
-    out = None
-    if job.tmp is not None:
-        out = RowFile(job.tmp / "data.npy", len(cands))
     else:
-        check_memory(job.where, len(cands), estimate_bytes(cands, len(cands)))
-    data, shapes, status = job.pool.decode(paths, size_policy, out)
-    if out is not None:
-        out.close()
-        data = np.load(out.path, mmap_mode="r+")
-    return list(range(len(cands))), data, shapes, status
+        out = None
+        if job.tmp is not None:
+            out = RowFile(job.tmp / "data.npy", len(cands))
+        else:
+            check_memory(job.where, len(cands), estimate_bytes(cands, len(cands)))
+        if progress is not None:
+            progress.start(job.pool.describe())
+        data, shapes, status = job.pool.decode(paths, size_policy, out, progress)
+        if out is not None:
+            out.close()
+            data = np.load(out.path, mmap_mode="r+")
+        result = list(range(len(cands))), data, shapes, status
+    if progress is not None:
+        progress.finish()
+    return result
 
 
 def _keep_usable(job: Job, cands: list[Patch], bad: list[Bad]) -> Part:
@@ -197,6 +209,9 @@ def run(job: Job, memory_map: bool) -> Part:
     if job.cache_dir is not None and job.key is not None:
         hit = _from_cache(job)
         if hit is not None:
+            if job.verbose:
+                n = len(hit[0]["target"])
+                say(f"read {n:,} patches under {job.where} from the cache {job.cache_dir}")
             return hit
         if memory_map:
             job.tmp = _memory_map_tmp(job.cache_dir, job.key)

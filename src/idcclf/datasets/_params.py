@@ -11,9 +11,16 @@ from ._base import CACHE_CHECKS, ON_ERROR, SIZE_POLICIES
 
 
 def check_params(
-    size_policy: Any, on_error: Any, max_per_class: Any, random_state: Any, cache_check: Any
+    size_policy: Any,
+    on_error: Any,
+    max_per_class: Any,
+    random_state: Any,
+    cache_check: Any,
+    verbose: Any = 0,
 ) -> None:
     """Validate the parameters, naming the first bad one."""
+    if not isinstance(verbose, numbers.Integral) or verbose < 0:
+        raise ValueError(f"verbose must be an int >= 0, got {verbose!r}")
     if size_policy not in SIZE_POLICIES:
         raise ValueError(f"size_policy must be one of {SIZE_POLICIES}, got {size_policy!r}")
     if on_error not in ON_ERROR:

@@ -49,7 +49,7 @@ def load_sample(
     **kwargs
         Passed to :func:`load_idc` (``patients``, ``max_per_class``, ``size_policy``,
         ``on_error``, ``cache``, ``cache_check``, ``memory_map``, ``data_home``,
-        ``n_jobs``, ``random_state``).
+        ``n_jobs``, ``random_state``, ``verbose``).
 
     Returns
     -------
