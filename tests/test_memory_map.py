@@ -154,3 +154,19 @@ def test_bad_memory_limit_variable_names_itself(tree, monkeypatch):
     monkeypatch.setenv("IDCCLF_MAX_MEMORY", "lots")
     with pytest.raises(ValueError, match="IDCCLF_MAX_MEMORY='lots' is not a size"):
         load_idc(tree, cache=False)
+
+
+def test_concatenate_reads_mapped_parts_from_their_files(tmp_path):
+    rng = np.random.default_rng(0)
+    parts = [rng.integers(0, 256, (n, 50, 50, 3), dtype=np.uint8) for n in (3, 5)]
+    names = [np.array(["10/0/a.png", "10/1/b.png", "10/1/c.png"]), np.array(["20/0/long-name.png"])]
+    mapped = []
+    for k, (pixels, text) in enumerate(zip(parts, names, strict=True)):
+        np.save(tmp_path / f"p{k}.npy", pixels)
+        np.save(tmp_path / f"n{k}.npy", text)
+        mapped.append(np.asarray(np.load(tmp_path / f"p{k}.npy", mmap_mode="c")))
+    joined = _memory.concatenate(mapped + [parts[0][1:]])  # two maps, then a plain slice
+    np.testing.assert_array_equal(joined, np.concatenate([*parts, parts[0][1:]]))
+    assert not _is_file_backed(joined) and joined.flags["C_CONTIGUOUS"]
+    text = [np.asarray(np.load(tmp_path / f"n{k}.npy", mmap_mode="c")) for k in (0, 1)]
+    np.testing.assert_array_equal(_memory.concatenate(text), np.concatenate(names))

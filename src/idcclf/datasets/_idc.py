@@ -5,27 +5,20 @@ from __future__ import annotations
 import numbers
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import numpy as np
 from sklearn.utils import Bunch
 
 from . import _assemble, _cache, _job
 from ._decode import DecodePool, n_workers
-from ._memory import check_memory
+from ._memory import check_memory, concatenate
 from ._params import check_params, normalize_patients
 from ._scan import PatchTree, scan_roots
 
 
-def _groups(trees: list[PatchTree], max_per_class: Any, memory_map: bool) -> list[list[PatchTree]]:
-    """The roots loaded (and cached) together: each alone, unless they must share an entry.
-
-    A random subset is drawn over every root at once, and a memory-mapped result is
-    one file; concatenating per-root entries could give neither.
-    """
-    if len(trees) > 1 and (max_per_class is not None or memory_map):
-        return [trees]
-    return [[tree] for tree in trees]
+def _groups(trees: list[PatchTree], shared: bool) -> list[list[PatchTree]]:
+    """The roots loaded (and cached) together: each alone, unless ``shared``."""
+    return [trees] if shared else [[tree] for tree in trees]
 
 
 def _concatenate(parts: list[_job.Part]) -> _job.Part:
@@ -36,7 +29,7 @@ def _concatenate(parts: list[_job.Part]) -> _job.Part:
     need = sum(a.nbytes for one in arrays for a in one.values())
     where = ", ".join(root for _, meta in parts for root, _ in meta["roots"])
     check_memory(where, sum(len(one["target"]) for one in arrays), need)
-    joined = {name: np.concatenate([one[name] for one in arrays]) for name in _cache.ARRAYS}
+    joined = {name: concatenate([one[name] for one in arrays]) for name in _cache.ARRAYS}
     return joined, _assemble.merge(parts)
 
 
@@ -242,10 +235,17 @@ def load_idc(
     }
     home = _cache.default_data_home(data_home)
     parts = []
+    # Several roots share one entry when a random subset is drawn over all of them,
+    # when the result is one memory-mapped file, or when nothing is cached (decoded
+    # into one buffer); else each root is cached alone, and the decoded arrays of
+    # each are swapped for its cache files before the next root is decoded, so that
+    # the rows are in memory once, when concatenated.
+    shared = max_per_class is not None or memory_map or not cacheable
     with DecodePool(workers) as pool:
-        for group in _groups(trees, max_per_class, memory_map):
+        for group in _groups(trees, shared):
             options = _job.options(group, patient_list, **settings)
             job = _job.Job(group, options, max_per_class, random_state, pool, verbose=verbose)
+            job.from_file = len(trees) > 1 and not shared
             if cacheable:
                 job.key = _cache.cache_key(group, options)
                 job.cache_dir = home / _cache.CACHE_SUBDIR / job.key

@@ -39,6 +39,9 @@ class Job:
     key: str | None = None
     tmp: Path | None = None  # set in memory-mapped mode: the entry being written
     verbose: int = 0
+    #: Hand out the written cache entry rather than the decoded arrays, so that the
+    #: memory of a root is freed before the next root is decoded.
+    from_file: bool = False
 
     @property
     def where(self) -> str:
@@ -180,9 +183,12 @@ def _store(job: Job, arrays: dict[str, Any], meta: dict[str, Any]) -> dict[str, 
                 UserWarning,
                 stacklevel=4,
             )
-        return arrays
-    # Memory-mapped: the cache is where the data lives, so failing to write it fails.
-    _cache.write_cache(job.cache_dir, job.key, arrays, meta, job.tmp)
+            return arrays
+        if not job.from_file:
+            return arrays
+    else:
+        # Memory-mapped: the cache is where the data lives, so failing to write it fails.
+        _cache.write_cache(job.cache_dir, job.key, arrays, meta, job.tmp)
     del arrays
     hit = _cache.read_cache(job.cache_dir, job.key)
     if hit is None:

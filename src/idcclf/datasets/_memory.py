@@ -153,3 +153,36 @@ def take_rows(data: np.ndarray, keep: np.ndarray, path: Path | None) -> np.ndarr
     del kept, data
     os.replace(part, path)
     return np.load(path, mmap_mode="r+")
+
+
+def _file_of(arr: np.ndarray) -> np.memmap | None:
+    """The memory map ``arr`` is the whole of, if any."""
+    base = arr
+    while base is not None and not isinstance(base, np.memmap):
+        base = base.base
+    if base is None or arr.ctypes.data != base.ctypes.data or arr.nbytes != base.nbytes:
+        return None
+    return base
+
+
+def concatenate(arrays: list[np.ndarray]) -> np.ndarray:
+    """``np.concatenate(arrays)``, reading memory-mapped parts from their files.
+
+    Copying out of a map would bring every page of the part into this process on
+    top of the copy; reading the file puts only the copy in its memory.
+    """
+    if not all(a.flags["C_CONTIGUOUS"] for a in arrays):
+        return np.concatenate(arrays)
+    dtype = np.result_type(*arrays)
+    out = np.empty((sum(len(a) for a in arrays), *arrays[0].shape[1:]), dtype=dtype)
+    i = 0
+    for a in arrays:
+        mapped = _file_of(a)
+        if mapped is None or a.dtype != dtype:
+            out[i : i + len(a)] = a
+        else:
+            with open(mapped.filename, "rb") as fh:
+                fh.seek(mapped.offset)
+                fh.readinto(out[i : i + len(a)].reshape(-1).view(np.uint8))
+        i += len(a)
+    return out

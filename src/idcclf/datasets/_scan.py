@@ -154,7 +154,8 @@ class PatchTree:
 
     Two layouts: ``"patients"`` (``<root>/<patient>/<0|1>/``, the public set) and
     ``"classes"`` (``<root>/<0|1>/``, the parts ``idcclf split`` writes), taken only
-    when the root's sub-folders are ``0`` and/or ``1`` and nothing else. Created with
+    when the root's sub-folders are ``0`` and/or ``1`` and nothing else, and hold no
+    class folders themselves. Created with
     the root's own listing (and, for ``"classes"``, its class folders); :meth:`select`
     then lists the class folders of the patients to load. With ``stat_files`` each
     file's size and mtime are read too (one stat per file).
