@@ -4,15 +4,16 @@ Run from the repository root::
 
     python benchmarks/bench_loading.py                 # ../shared/data/idc
     python benchmarks/bench_loading.py --data DIR --executor thread
+    python benchmarks/bench_loading.py --data ../shared/data/idc ../shared/data/idc-partial
 
 Phases, each in its own Python subprocess so that each peak RSS (``ru_maxrss``) is
-that phase's alone:
+that phase's alone (several ``--data`` folders are loaded together, as a list):
 
-- ``cold fast``: ``load_idc(cache_check="fast")`` into a fresh temporary
-  ``data_home`` (decode + cache write);
-- ``cached fast``: the same call again, ``--cached-runs`` times;
-- ``cold full`` / ``cached full``: the same with ``cache_check="full"`` (one stat
-  per file to validate the cache);
+- ``cold full``: ``load_idc(cache_check="full")`` (the default) into a fresh
+  temporary ``data_home`` (decode + cache write);
+- ``cached full``: the same call again, ``--cached-runs`` times;
+- ``cold fast`` / ``cached fast``: the same with ``cache_check="fast"`` (no stat per
+  file to validate the cache); cached runs of both checks take turns;
 - ``cold mmap``: ``memory_map=True`` into another fresh ``data_home``;
 - with ``--joblib``, ``cold joblib`` / ``cached joblib``: the same load cached by
   ``joblib.Memory(location, mmap_mode="r")`` instead of ``load_idc``'s own store (as
@@ -53,7 +54,9 @@ import hashlib, json, resource, sys, time
 import numpy as np
 import idcclf.datasets as ds
 
-data_dir, data_home, executor, n_jobs, cache_check, memory_map, store = sys.argv[1:8]
+data_dirs, data_home, executor, n_jobs, cache_check, memory_map, store = sys.argv[1:8]
+data_dirs = json.loads(data_dirs)
+data_dir = data_dirs[0] if len(data_dirs) == 1 else data_dirs
 n_jobs = None if n_jobs == "None" else int(n_jobs)
 if store == "joblib":
     sys.path.insert(0, sys.argv[8])
@@ -93,11 +96,11 @@ import json, os, resource, sys, time
 import numpy as np
 from PIL import Image
 
-root = sys.argv[1]
+roots = json.loads(sys.argv[1])
 rss_import_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 t0 = time.perf_counter()
 images, labels = [], []
-for patient in sorted(os.listdir(root)):
+for root, patient in [(r, p) for r in roots for p in sorted(os.listdir(r))]:
     for label in ("0", "1"):
         folder = os.path.join(root, patient, label)
         if not os.path.isdir(folder):
@@ -204,6 +207,36 @@ def compare_stores(data: Path, reps: int) -> None:
         )
 
 
+def check_cost(data: list[Path], reps: int) -> None:
+    """Time what each cache check adds to a cached load: listing the roots and hashing.
+
+    That is the part of a cached load that depends on ``cache_check``; the rest (reading
+    the manifest, mapping or reading the arrays) is the same for both.
+    """
+    from idcclf.datasets._cache import cache_key
+    from idcclf.datasets._scan import scan_roots
+
+    roots = [str(d) for d in data]
+    times: dict[str, list[float]] = {"full": [], "fast": []}
+    n_files = 0
+    for _ in range(reps):
+        for check in times:
+            t0 = time.perf_counter()
+            trees = scan_roots(roots, stat_files=check == "full")
+            for tree in trees:
+                cache_key([tree], {"cache_check": check})
+            times[check].append(time.perf_counter() - t0)
+            n_files = sum(len(f) for t in trees for f in t.folders.values())
+    for check, values in times.items():
+        print(
+            f"check {check}: fastest {min(values) * 1e3:.1f} ms, median "
+            f"{statistics.median(values) * 1e3:.1f} ms ({reps} runs, {n_files} files)"
+        )
+    extra = statistics.median(times["full"]) - statistics.median(times["fast"])
+    per_file = extra / n_files * 1e6
+    print(f"full - fast: {extra * 1e3:.1f} ms by the medians, {per_file:.2f} us a file")
+
+
 def _run(code: str, *args: str) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", code, *args], check=True, capture_output=True, text=True
@@ -212,7 +245,7 @@ def _run(code: str, *args: str) -> dict:
 
 
 def run_phase(
-    data: Path,
+    data: list[Path],
     data_home: str,
     executor: str,
     n_jobs: str,
@@ -222,12 +255,15 @@ def run_phase(
 ) -> dict:
     here = str(Path(__file__).resolve().parent)
     flag = "1" if mmap else "0"
-    return _run(CHILD, str(data), data_home, executor, n_jobs, check, flag, store, here)
+    roots = json.dumps([str(d) for d in data])
+    return _run(CHILD, roots, data_home, executor, n_jobs, check, flag, store, here)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="IDC root folder")
+    ap.add_argument(
+        "--data", type=Path, nargs="+", default=[DEFAULT_DATA], help="IDC root folder(s)"
+    )
     ap.add_argument("--cached-runs", type=int, default=5, help="cached loads per cache check")
     ap.add_argument("--cold-runs", type=int, default=1, help="cold loads per cache check")
     ap.add_argument(
@@ -242,6 +278,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--joblib", action="store_true", help="also time a joblib.Memory store (see above)"
     )
     ap.add_argument(
+        "--check-cost",
+        type=int,
+        metavar="REPS",
+        help="only time the listing and hashing of each cache check, in this process",
+    )
+    ap.add_argument(
         "--compare-stores",
         type=int,
         metavar="REPS",
@@ -253,29 +295,31 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def collect(args: argparse.Namespace) -> list[tuple[str, dict]]:
     """Run every phase, each in a fresh subprocess; return (name, result) pairs.
 
-    The stores take turns at every repetition, so that both see the same load on a
-    shared machine.
+    The stores and the cache checks take turns at every repetition, so that all see
+    the same load on a shared machine.
     """
     phases: list[tuple[str, dict]] = []
-    stores = ("idcclf", "joblib") if args.joblib else ("idcclf",)
-    for check in ("fast", "full"):
-        with contextlib.ExitStack() as stack:
-            homes = {}
-            for _ in range(args.cold_runs):
-                for store in stores:
-                    homes[store] = stack.enter_context(tempfile.TemporaryDirectory())
-                    phases.append(
-                        (_name("cold", store, check), _phase(args, homes[store], check, store))
-                    )
-            for _ in range(args.cached_runs):
-                for store in stores:
-                    phases.append(
-                        (_name("cached", store, check), _phase(args, homes[store], check, store))
-                    )
+    setups = [
+        (store, check)
+        for check in ("full", "fast")
+        for store in (("idcclf", "joblib") if args.joblib else ("idcclf",))
+    ]
+    with contextlib.ExitStack() as stack:
+        homes = {}
+        for _ in range(args.cold_runs):
+            for store, check in setups:
+                homes[store, check] = stack.enter_context(tempfile.TemporaryDirectory())
+                result = _phase(args, homes[store, check], check, store)
+                phases.append((_name("cold", store, check), result))
+        for _ in range(args.cached_runs):
+            for store, check in setups:
+                result = _phase(args, homes[store, check], check, store)
+                phases.append((_name("cached", store, check), result))
     with tempfile.TemporaryDirectory(prefix="idcclf-bench-") as home:
         phases.append(("cold mmap", _phase(args, home, "full", "idcclf", mmap=True)))
     if not args.no_pillow_loop:
-        phases.append(("pillow loop", _run(PILLOW_LOOP, str(args.data))))
+        roots = json.dumps([str(d) for d in args.data])
+        phases.append(("pillow loop", _run(PILLOW_LOOP, roots)))
     return phases
 
 
@@ -321,14 +365,21 @@ def report(phases: list[tuple[str, dict]]) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    if not args.data.is_dir():
-        print(f"data folder not found: {args.data}", file=sys.stderr)
+    missing = [str(d) for d in args.data if not d.is_dir()]
+    if missing:
+        print(f"data folder not found: {', '.join(missing)}", file=sys.stderr)
         return 1
-    print(f"data: {args.data.resolve()}")
+    if len(args.data) > 1 and (args.joblib or args.compare_stores):
+        print("--joblib and --compare-stores take one --data folder", file=sys.stderr)
+        return 1
+    print(f"data: {', '.join(str(d.resolve()) for d in args.data)}")
     print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs")
     print(f"executor: {args.executor}, n_jobs: {args.n_jobs}")
     if args.compare_stores:
-        compare_stores(args.data, args.compare_stores)
+        compare_stores(args.data[0], args.compare_stores)
+        return 0
+    if args.check_cost:
+        check_cost(args.data, args.check_cost)
         return 0
     return 0 if report(collect(args)) else 1
 
