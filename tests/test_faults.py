@@ -31,9 +31,9 @@ import pytest
 from _trees import make_sample_tree
 
 import idcclf
-import idcclf.datasets as ds
 from idcclf._io import atomic_dump, atomic_write_text
-from idcclf.datasets import load_idc
+from idcclf.datasets import _cache, load_idc
+from idcclf.datasets._decode import DecodePool
 
 pytestmark = pytest.mark.skipif(
     sys.platform == "win32",
@@ -134,9 +134,10 @@ CACHE_CHILD = r"""
 import io
 import numpy as np
 import idcclf.datasets as ds
+from idcclf.datasets import _decode
 
 root, home, stop_at, memory_map = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5] == "1"
-real_save, real_dump, real_decode = np.save, json.dump, ds._decode_patch
+real_save, real_dump, real_decode = np.save, json.dump, _decode._decode_patch
 decoded = []
 
 
@@ -171,7 +172,7 @@ def decode(path):
     return real_decode(path)
 
 
-np.save, json.dump, ds._decode_patch = save, dump, decode
+np.save, json.dump, _decode._decode_patch = save, dump, decode
 if stop_at == "first-fsync":
     # The first fsync of the cache writer: data.npy complete (memory-mapped mode: the
     # decoded map flushed), no other file written yet.
@@ -186,13 +187,13 @@ sys.exit("load_idc finished: the blocking point was never reached")
 def decodes(monkeypatch):
     """Record every decoding pass of load_idc in this process."""
     calls = []
-    real = ds._decode_many
+    real = DecodePool.decode
 
-    def spy(paths, *args, **kwargs):
+    def spy(self, paths, *args, **kwargs):
         calls.append(len(paths))
-        return real(paths, *args, **kwargs)
+        return real(self, paths, *args, **kwargs)
 
-    monkeypatch.setattr(ds, "_decode_many", spy)
+    monkeypatch.setattr(DecodePool, "decode", spy)
     return calls
 
 
@@ -252,11 +253,11 @@ def test_sigkill_during_cache_write_leaves_no_valid_cache(tmp_path, decodes, mem
     assert decodes == [len(rebuilt.target)], "the patches were not decoded again"
     (final,) = (p for p in cache_root.iterdir() if not p.name.startswith("."))
     key = final.name
-    assert ds._read_cache(final, key) is not None
+    assert _cache.read_cache(final, key) is not None
     # What the killed writer left is never valid, even under the right key.
     for leftover in leftovers:
         if leftover.exists():
-            assert ds._read_cache(leftover, key) is None, leftover
+            assert _cache.read_cache(leftover, key) is None, leftover
 
     # The data is right: equal to an uncached load, from the rebuilt cache too.
     cold = load_idc(root, cache=False, n_jobs=1)

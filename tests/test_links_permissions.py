@@ -8,10 +8,9 @@ import sys
 import warnings
 
 import pytest
-from test_datasets import make_tree
+from _patches import make_tree
 
-import idcclf.datasets as ds
-from idcclf.datasets import load_idc
+from idcclf.datasets import _decode, load_idc
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX links and modes")
 
@@ -78,7 +77,7 @@ def _make_unreadable(path, monkeypatch):
 
     monkeypatch.setattr(os, "open", deny(os.open))
     monkeypatch.setattr(os, "scandir", deny(os.scandir))
-    monkeypatch.setattr(ds, "open", deny(open), raising=False)
+    monkeypatch.setattr(_decode, "open", deny(open), raising=False)
 
 
 @pytest.fixture

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
-from test_datasets import ARRAY_FIELDS, make_tree, patch_array, write_patch
+from _patches import ARRAY_FIELDS, make_tree, patch_array, write_patch
 
-import idcclf.datasets as ds
-from idcclf.datasets import load_idc
+from idcclf.datasets import _cache, _decode, _memory, decode_executor, load_idc
+from idcclf.datasets._base import Patch
 
 
 @pytest.fixture
@@ -53,7 +57,7 @@ def test_memory_map_gives_the_in_memory_result(tree, tmp_path, size_policy, max_
     # The only thing left behind is the finished cache: no temp or leftover files.
     (cache_dir,) = (home / "idc_cache").iterdir()
     assert sorted(p.name for p in cache_dir.iterdir()) == sorted(
-        [f"{name}.npy" for name in ds._ARRAYS] + ["manifest.json"]
+        [f"{name}.npy" for name in _cache.ARRAYS] + ["manifest.json"]
     )
     # Loading again, mapped or not, reads that cache.
     _assert_same(
@@ -77,13 +81,46 @@ def test_memory_map_needs_the_cache(tree):
         load_idc(tree, memory_map=True, max_per_class=1, random_state=np.random.default_rng(0))
 
 
+def _deny_writes(folder, monkeypatch):
+    """Make ``folder`` unwritable: by its mode, or (as root, whom modes do not stop) by
+    making the creation of anything inside it fail with EACCES."""
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        return
+    real_mkdir, denied = os.mkdir, folder.resolve()
+
+    def mkdir(path, *args, **kwargs):
+        if denied in Path(path).resolve().parents:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
+def test_memory_map_with_an_unwritable_data_home_says_what_to_do(tree, tmp_path, monkeypatch):
+    home = tmp_path / "read-only"
+    _deny_writes(home, monkeypatch)
+    with pytest.raises(PermissionError) as info:
+        _load(tree, data_home=home, memory_map=True)
+    message = str(info.value)
+    assert str(home) in message and "cannot be written to" in message
+    assert "pass data_home=" in message and "IDCCLF_DATA" in message
+    # A file where the folder should be: the same advice.
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    with pytest.raises(OSError, match=r"pass data_home=.*IDCCLF_DATA") as info:
+        _load(tree, data_home=blocker, memory_map=True)
+    assert str(blocker) in str(info.value)
+
+
 def test_too_little_memory_is_a_clear_error_before_decoding(tree, tmp_path, monkeypatch):
     monkeypatch.setenv("IDCCLF_MAX_MEMORY", "20K")
     decoded = []
-    monkeypatch.setattr(ds, "_EXECUTOR", "thread")
-    real = ds._decode_patch
-    monkeypatch.setattr(ds, "_decode_patch", lambda p: decoded.append(p) or real(p))
-    with pytest.raises(MemoryError) as info:
+    real = _decode._decode_patch
+    monkeypatch.setattr(_decode, "_decode_patch", lambda p: decoded.append(p) or real(p))
+    with decode_executor("thread"), pytest.raises(MemoryError) as info:
         _load(tree, data_home=tmp_path / "home")
     message = str(info.value)
     assert "only 20.0 KiB are available (IDCCLF_MAX_MEMORY)" in message
@@ -98,8 +135,8 @@ def test_too_little_memory_is_a_clear_error_before_decoding(tree, tmp_path, monk
 
 
 def test_memory_estimate_covers_the_pixels():
-    cands = [("10", 0, "10_idx5_x0_y0_class0.png", 0, 0)] * 1000
-    need = ds._estimate_bytes(cands, 1000)
+    cands = [Patch("10", 0, "10_idx5_x0_y0_class0.png", 0, 0, "10/0")] * 1000
+    need = _memory.estimate_bytes(cands, 1000)
     assert 1000 * 7500 < need < 1000 * 7500 * 1.1
 
 
@@ -109,7 +146,7 @@ def test_memory_estimate_covers_the_pixels():
 )
 def test_memory_limit_variable_is_parsed(monkeypatch, text, expected):
     monkeypatch.setenv("IDCCLF_MAX_MEMORY", text)
-    room, source = ds._available_memory()
+    room, source = _memory.available_memory()
     assert source == "IDCCLF_MAX_MEMORY" and room == expected
 
 
@@ -117,3 +154,19 @@ def test_bad_memory_limit_variable_names_itself(tree, monkeypatch):
     monkeypatch.setenv("IDCCLF_MAX_MEMORY", "lots")
     with pytest.raises(ValueError, match="IDCCLF_MAX_MEMORY='lots' is not a size"):
         load_idc(tree, cache=False)
+
+
+def test_concatenate_reads_mapped_parts_from_their_files(tmp_path):
+    rng = np.random.default_rng(0)
+    parts = [rng.integers(0, 256, (n, 50, 50, 3), dtype=np.uint8) for n in (3, 5)]
+    names = [np.array(["10/0/a.png", "10/1/b.png", "10/1/c.png"]), np.array(["20/0/long-name.png"])]
+    mapped = []
+    for k, (pixels, text) in enumerate(zip(parts, names, strict=True)):
+        np.save(tmp_path / f"p{k}.npy", pixels)
+        np.save(tmp_path / f"n{k}.npy", text)
+        mapped.append(np.asarray(np.load(tmp_path / f"p{k}.npy", mmap_mode="c")))
+    joined = _memory.concatenate(mapped + [parts[0][1:]])  # two maps, then a plain slice
+    np.testing.assert_array_equal(joined, np.concatenate([*parts, parts[0][1:]]))
+    assert not _is_file_backed(joined) and joined.flags["C_CONTIGUOUS"]
+    text = [np.asarray(np.load(tmp_path / f"n{k}.npy", mmap_mode="c")) for k in (0, 1)]
+    np.testing.assert_array_equal(_memory.concatenate(text), np.concatenate(names))

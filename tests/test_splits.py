@@ -99,7 +99,7 @@ def test_scan_patch_tree_rejects_a_mislabelled_file(tmp_path):
     patient = next(root.iterdir())
     wrong = next((patient / "1").iterdir())
     shutil.move(wrong, patient / "0" / wrong.name)
-    with pytest.raises(ValueError, match="the name says patient .* class 1"):
+    with pytest.raises(ValueError, match="says class1 but the file is in class folder '0'"):
         scan_patch_tree(root)
 
 
@@ -108,6 +108,17 @@ def test_scan_patch_tree_rejects_a_bad_name(tmp_path):
     (next(root.iterdir()) / "0" / "scan.png").write_bytes(b"x")
     with pytest.raises(ValueError, match="scan.png.*does not match"):
         scan_patch_tree(root)
+
+
+def test_scan_patch_tree_rejects_a_patch_under_both_labels(tmp_path):
+    root = make_sample_tree(tmp_path / "src", n_patients=1, per_class=1)
+    patient = next(root.iterdir())
+    negative = next((patient / "0").iterdir())
+    positive = patient / "1" / negative.name.replace("class0", "class1")
+    shutil.copy(negative, positive)
+    with pytest.raises(ValueError, match="contradictory labels") as info:
+        scan_patch_tree(root)
+    assert negative.name in str(info.value) and positive.name in str(info.value)
 
 
 def test_materialize_split_copies_by_patient(tmp_path):

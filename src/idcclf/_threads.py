@@ -42,6 +42,7 @@ _TF_ENV_VARS = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 __all__ = [
     "ENV_VAR",
     "TFThreadsPlugin",  # noqa: F822  (built on first access, see __getattr__)
+    "cpu_count",
     "limit_tf_threads",
     "tf_threads_from_env",
     "threads_per_worker",
@@ -94,11 +95,21 @@ def threads_per_worker(n_workers: int) -> int:
     from_env = tf_threads_from_env()
     if from_env is not None:
         return from_env
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, int(n_workers)))
+    return max(1, cpu_count() // max(1, int(n_workers)))
+
+
+def cpu_count() -> int:
+    """The cores this process may use (container and ``taskset`` limits included).
+
+    That is what a pool can keep busy, unlike ``os.cpu_count()``, the machine's total.
+    """
+    if hasattr(os, "process_cpu_count"):  # Python >= 3.13
+        n = os.process_cpu_count()
+    elif hasattr(os, "sched_getaffinity"):
+        n = len(os.sched_getaffinity(0))
+    else:
+        n = os.cpu_count()
+    return max(1, n or 1)
 
 
 def limit_tf_threads(n: int | None = None) -> int | None:

@@ -163,15 +163,17 @@ def split_by_patient(
 def scan_patch_tree(root: str | os.PathLike[str]) -> Bunch:
     """List the patch files of an IDC tree without decoding them.
 
-    The tree is laid out as ``<root>/<patient>/<0|1>/<patient>_idx5_x<X>_y<Y>_class<C>.png``
-    (see :func:`idcclf.load_idc`). Patient and label come from the file name, parsed
-    with :func:`idcclf.datasets.parse_patch_filename`, and must agree with the folders.
-    Hidden entries and files not ending in ``.png`` are ignored, as the loader does.
+    The tree is walked exactly as :func:`idcclf.load_idc` walks it, and held to the
+    same rules: every ``.png`` must have a name that parses and agrees with its
+    folders, and sit in a ``<patient>/<0|1>/`` folder (or, in a root whose only
+    sub-folders are ``0`` and ``1``, in one of those); hidden entries and files not
+    ending in ``.png`` are ignored.
 
     Parameters
     ----------
     root : str or path-like
-        Folder holding one folder per patient.
+        Folder holding one folder per patient, or one part written by
+        :func:`materialize_split` (``0/`` and ``1/``).
 
     Returns
     -------
@@ -184,52 +186,22 @@ def scan_patch_tree(root: str | os.PathLike[str]) -> Bunch:
     FileNotFoundError, NotADirectoryError
         If ``root`` is missing or not a folder.
     ValueError
-        If a ``.png`` name does not parse or disagrees with its folders (naming the
-        file), or if there is no patch at all.
+        Naming the first bad file (as ``load_idc(on_error="raise")`` does, before
+        decoding), or if there is no patch at all.
     """
-    from .datasets import parse_patch_filename
+    from .datasets._scan import scan_tree
 
-    root = Path(root)
-    if not root.exists():
-        raise FileNotFoundError(f"{root}: no such directory")
-    if not root.is_dir():
-        raise NotADirectoryError(f"{root}: not a directory")
-    paths, groups, target = [], [], []
-    for patient_dir in sorted(p for p in root.iterdir() if _visible_dir(p)):
-        for label_dir in sorted(p for p in patient_dir.iterdir() if _visible_dir(p)):
-            if label_dir.name not in ("0", "1"):
-                continue
-            for path in sorted(label_dir.iterdir()):
-                if path.name.startswith(".") or path.suffix.lower() != ".png":
-                    continue
-                if not path.is_file():
-                    continue
-                try:
-                    patient, _, _, label = parse_patch_filename(path.name)
-                except ValueError as exc:
-                    raise ValueError(f"{path}: {exc}") from None
-                if patient != patient_dir.name or str(label) != label_dir.name:
-                    raise ValueError(
-                        f"{path}: the name says patient {patient}, class {label}, but the "
-                        f"file is in {patient_dir.name}/{label_dir.name}/"
-                    )
-                paths.append(path)
-                groups.append(patient)
-                target.append(label)
-    if not paths:
-        hint = ""
-        if {p.name for p in root.iterdir() if p.is_dir()} & {"0", "1"}:
-            hint = " (it looks like a single patient's folder: pass its parent)"
-        raise ValueError(f"{root}: no IDC patches found, expected <patient>/<0|1>/<name>.png{hint}")
+    tree = scan_tree(root, stat_files=False)
+    good, bad = tree.candidates()
+    if bad:
+        path, reason = bad[0]
+        more = f" ({len(bad) - 1} more bad file(s) found)" if len(bad) > 1 else ""
+        raise ValueError(f"bad IDC patch file {path}: {reason}{more}")
     return Bunch(
-        paths=paths,
-        groups=np.array(groups, dtype=str),
-        target=np.array(target, dtype=np.int64),
+        paths=[Path(root) / c.relpath for c in good],
+        groups=np.array([c.patient for c in good], dtype=str),
+        target=np.array([c.label for c in good], dtype=np.int64),
     )
-
-
-def _visible_dir(path: Path) -> bool:
-    return path.is_dir() and not path.name.startswith(".") and path.name != "__MACOSX"
 
 
 def materialize_split(
@@ -254,7 +226,8 @@ def materialize_split(
     Parameters
     ----------
     src : str or path-like
-        IDC tree, ``<patient>/<0|1>/*.png``.
+        IDC tree, ``<patient>/<0|1>/*.png`` (or ``<0|1>/*.png``, see
+        :func:`scan_patch_tree`).
     dst : str or path-like
         Output folder; created if missing. It must be empty unless ``force``.
     train_size, val_size : float, default=0.8, 0.1
@@ -290,6 +263,12 @@ def materialize_split(
     """
     src, dst = Path(src), Path(dst)
     tree = scan_patch_tree(src)
+    patients = np.unique(tree.groups)
+    if len(patients) == 1:
+        raise ValueError(
+            f"{src}: every patch is of patient {patients[0]}; it looks like a single "
+            "patient's folder: pass the folder that holds the patient folders"
+        )
     if dst.exists() and not dst.is_dir():
         raise FileExistsError(f"{dst}: exists and is not a directory")
     if dst.resolve() == src.resolve():
