@@ -33,7 +33,15 @@ PUBLIC_MODULES = [
     "stain",
     "studies",
 ]
-GUIDES = ["estimator", "loaders", "studies", "evaluation", "benchmarks", "benchmarks_training"]
+GUIDES = [
+    "estimator",
+    "loaders",
+    "studies",
+    "evaluation",
+    "benchmarks",
+    "benchmarks_training",
+    "architecture",
+]
 
 
 @pytest.fixture(scope="module")
