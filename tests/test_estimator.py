@@ -2,6 +2,7 @@
 
 import io
 import warnings
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -456,3 +457,27 @@ def test_stain_jitter_is_a_training_layer(sample):
     assert model_supports_jit(no_aug.model_)
     with pytest.raises(ValueError, match="stain_jitter"):
         IDCClassifier(**TINY, stain_jitter=1.5).fit(X, y)
+
+
+LEGACY = Path(__file__).resolve().parent / "data"
+
+
+def test_model_pickled_by_an_earlier_version_predicts_the_same():
+    # tests/data/make_legacy_model.py wrote these with the code of an earlier version:
+    # the pickle path and the saved state must keep loading and predicting.
+    clf = joblib.load(LEGACY / "legacy_model.joblib")
+    assert type(clf) is IDCClassifier
+    with np.load(LEGACY / "legacy_model.npz") as saved:
+        X, proba, proba_tta = saved["X"], saved["proba"], saved["proba_tta"]
+    np.testing.assert_allclose(clf.predict_proba(X), proba, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[proba.argmax(axis=1)])
+    clf.set_params(test_time_augmentation=True)
+    np.testing.assert_allclose(clf.predict_proba(X), proba_tta, rtol=1e-5, atol=1e-6)
+
+
+def test_shipped_pretrained_model_predicts_as_before():
+    from idcclf import load_pretrained
+
+    with np.load(LEGACY / "legacy_model.npz") as saved:
+        X, proba = saved["X"], saved["pretrained_proba"]
+    np.testing.assert_allclose(load_pretrained().predict_proba(X), proba, rtol=1e-5, atol=1e-6)
