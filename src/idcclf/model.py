@@ -132,6 +132,7 @@ def _check_architecture(
     dropout_placement,
     dense_units,
 ) -> None:
+    """Refuse an impossible architecture, naming the parameter at fault."""
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise ValueError(
             f"input_shape must be (height, width, channels) with positive sizes, got {input_shape}"
