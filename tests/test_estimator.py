@@ -147,7 +147,8 @@ def test_groups_reach_fit_through_pipeline_and_grid_search(tiny_sample, tiny_par
 
 def test_nan_loss_stops_with_a_clear_error(tiny_params):
     rng = np.random.default_rng(0)
-    wild = rng.integers(0, 256, (64, 50, 50, 3)).astype(np.float32) * 1e30
+    # near float32's largest value: the first convolution overflows, the loss is NaN
+    wild = rng.uniform(1e38, 3e38, (64, 50, 50, 3)).astype(np.float32)
     y = np.arange(64) % 2
     clf = IDCClassifier(
         **{**tiny_params, "epochs": 3},
@@ -364,3 +365,121 @@ def test_shipped_pretrained_model_predicts_as_before():
     with np.load(LEGACY / "legacy_model.npz") as saved:
         X, proba = saved["X"], saved["pretrained_proba"]
     np.testing.assert_allclose(load_pretrained().predict_proba(X), proba, rtol=1e-5, atol=1e-6)
+
+
+def test_predict_refuses_patches_on_another_scale(tiny_classifier, tiny_sample):
+    X, y, _ = tiny_sample
+    assert tiny_classifier.input_range_ == (float(X.min()), float(X.max()))
+    scaled = X[:8] / 255.0
+    for method in (tiny_classifier.predict_proba, tiny_classifier.predict):
+        with pytest.raises(ValueError, match="trained on 0-255 pixels.*X \\* 255"):
+            method(scaled)
+    with pytest.raises(ValueError, match="trained on 0-255 pixels"):
+        tiny_classifier.score(scaled, y[:8])
+    # dark patches are fine: uint8 of small values, and float black
+    assert tiny_classifier.predict_proba(np.ones_like(X[:4])).shape == (4, 2)
+    assert tiny_classifier.predict_proba(np.zeros(X[:4].shape, np.float32)).shape == (4, 2)
+    tiny_classifier.set_params(input_range_check="warn")
+    try:
+        with pytest.warns(UserWarning, match="X \\* 255"):
+            assert tiny_classifier.predict_proba(scaled).shape == (8, 2)
+    finally:
+        tiny_classifier.set_params(input_range_check="error")
+
+
+def test_model_trained_on_unit_floats_refuses_pixels(tiny_sample, tiny_params):
+    X, y, _ = tiny_sample
+    clf = IDCClassifier(**{**tiny_params, "epochs": 1}, rescale=None, validation_fraction=0)
+    clf.fit(X[:64] / 255.0, y[:64])
+    assert clf.input_range_[1] <= 1.0
+    with pytest.raises(ValueError, match="trained on values in \\[0, 1\\].*X / 255"):
+        clf.predict(X[:4])
+    assert clf.predict(X[:4] / 255.0).shape == (4,)
+
+
+def test_bad_weights_are_refused_naming_the_parameter(tiny_sample, tiny_params):
+    X, y, _ = tiny_sample
+    weights = np.ones(len(y))
+    for bad, match in ((-1.0, "Negative values.*sample_weight"), (np.nan, "sample_weight.*NaN")):
+        weights[3] = bad
+        with pytest.raises(ValueError, match=match):
+            IDCClassifier(**tiny_params).fit(X, y, sample_weight=weights)
+    with pytest.raises(ValueError, match=r"class_weight\[1\]=-1"):
+        IDCClassifier(**tiny_params, class_weight={0: 1, 1: -1}).fit(X, y)
+
+
+def test_zero_weights_with_patients(tiny_sample, tiny_params):
+    # scikeras drops zero-weighted samples: the patients must follow them
+    X, y, groups = tiny_sample
+    weights = np.where(np.arange(len(y)) % 4 == 0, 0.0, 1.0)
+    clf = IDCClassifier(**{**tiny_params, "epochs": 1}).fit(
+        X, y, sample_weight=weights, groups=groups
+    )
+    assert set(clf.training_groups_) | set(clf.validation_groups_) == set(groups)
+
+
+def test_dataframe_column_names_are_recorded_and_checked(tiny_sample, tiny_params):
+    pd = pytest.importorskip("pandas")
+    X, y, _ = tiny_sample
+    frame = pd.DataFrame(X[:64].reshape(64, -1), columns=[f"v{i}" for i in range(7500)])
+    clf = IDCClassifier(**{**tiny_params, "epochs": 1}, validation_fraction=0).fit(frame, y[:64])
+    np.testing.assert_array_equal(clf.feature_names_in_, frame.columns)
+    assert clf.predict_proba(frame[:3]).shape == (3, 2)
+    with pytest.raises(ValueError, match="feature names should match"):
+        clf.predict(frame[frame.columns[::-1]])
+    with pytest.raises(ValueError, match="feature names should match"):
+        clf.predict(frame.rename(columns={"v0": "red"}))
+
+
+def test_channels_first_images_are_refused(tiny_classifier, tiny_sample, tiny_params):
+    X, y, _ = tiny_sample
+    first = X.transpose(0, 3, 1, 2)
+    with pytest.raises(ValueError, match=r"channels last.*np\.moveaxis\(X, 1, -1\)"):
+        IDCClassifier(**tiny_params, input_shape=None).fit(first, y)
+    with pytest.raises(ValueError, match="channels-first"):
+        tiny_classifier.predict(first[:2])
+
+
+def test_training_and_validation_patients_are_recorded(tiny_classifier, tiny_sample):
+    _, _, groups = tiny_sample
+    train, val = set(tiny_classifier.training_groups_), set(tiny_classifier.validation_groups_)
+    assert train and val and not train & val and train | val == set(groups)
+
+
+def test_label_smoothing_reaches_the_loss_and_pickles(tiny_sample, tiny_params):
+    X, y, groups = tiny_sample
+    assert IDCClassifier().get_params()["label_smoothing"] == 0.0
+    clf = IDCClassifier(**{**tiny_params, "epochs": 1}, label_smoothing=0.2).fit(
+        X, y, groups=groups
+    )
+    assert clf.model_.loss.label_smoothing == 0.2
+    loaded = joblib.load(_dumped(clf))
+    assert loaded.model_.loss.label_smoothing == 0.2
+    np.testing.assert_array_equal(loaded.predict_proba(X[:8]), clf.predict_proba(X[:8]))
+
+
+def test_undersampling_trains_on_balanced_epochs(tiny_sample, tiny_params):
+    X, y, _ = tiny_sample
+    keep = np.flatnonzero(y == 0)[:60].tolist() + np.flatnonzero(y == 1)[:20].tolist()
+    X, y = X[keep], y[keep]
+    clf = IDCClassifier(**{**tiny_params, "batch_size": 8}, undersample=True, validation_fraction=0)
+    clf.fit(X, y)
+    # each epoch: the 20 patches of the rarer class and 20 of the other, 5 batches of 8
+    assert int(clf.model_.optimizer.iterations.numpy()) == 2 * 5
+    with pytest.raises(ValueError, match="undersample=True"):
+        IDCClassifier(undersample=True, class_weight="balanced").fit(X, y)
+
+
+def test_legacy_model_has_no_range_to_check():
+    clf = joblib.load(LEGACY / "legacy_model.joblib")
+    with np.load(LEGACY / "legacy_model.npz") as saved:
+        X = saved["X"]
+    assert clf.input_range_ is None and clf.training_groups_ is None
+    assert clf.predict_proba(X / 255.0).shape == (len(X), 2)  # not checked, no error
+
+
+def _dumped(clf):
+    buffer = io.BytesIO()
+    joblib.dump(clf, buffer)
+    buffer.seek(0)
+    return buffer

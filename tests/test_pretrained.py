@@ -29,6 +29,9 @@ def test_save_and_load_round_trip(tmp_path, tiny_classifier, tiny_sample):
     }
     assert loaded.pretrained_info_ == {"command": "test"}
     assert loaded.history_ == clf.history_ and loaded.best_epoch_ == clf.best_epoch_
+    assert loaded.input_range_ == clf.input_range_
+    for name in ("training_groups_", "validation_groups_"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(clf, name))
     assert not list(tmp_path.glob(".*.tmp")), "temporary files left behind"
 
 

@@ -66,6 +66,19 @@ def symmetric_views(batch) -> list:
     return views
 
 
+def evaluate(model: keras.Model, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Loss and accuracy of ``model`` on ``(X, y)`` in inference mode, as ``evaluate``.
+
+    The loss is the one ``model`` was compiled with; ``y`` holds class indices.
+    """
+    proba = predict_in_batches(model, X)
+    loss = keras.losses.get(model.loss) if isinstance(model.loss, str) else model.loss
+    # Loss functions give one value per sample, Loss objects their mean: both average.
+    value = float(np.mean(keras.ops.convert_to_numpy(loss(y, proba))))
+    accuracy = float(np.mean(proba.argmax(axis=1) == np.asarray(y).reshape(-1)))
+    return {"loss": value, "accuracy": accuracy}
+
+
 def recalibrate_batch_norm(model: keras.Model, X: np.ndarray) -> None:
     """Set each BatchNormalization layer's moving statistics to their exact values on X.
 
@@ -73,46 +86,75 @@ def recalibrate_batch_norm(model: keras.Model, X: np.ndarray) -> None:
     and everything in inference mode (no augmentation, no dropout), which is how the
     network will be used.
     """
-    import tensorflow as tf
-
-    networks = [layer for layer in model.layers if isinstance(layer, keras.Model)] or [model]
-    for network in networks:
-        for layer in network.layers:
-            if not isinstance(layer, keras.layers.BatchNormalization):
-                continue
-            probe = keras.Model(network.input, layer.input)
-            moments = _moments_function(probe, tf.TensorSpec((None, *X.shape[1:]), X.dtype))
-            # Streaming: memory stays at one batch of activations. Each batch's mean and
-            # centred sum of squares are pooled exactly, in float64 (Chan et al.).
-            per_sample = math.prod(probe.output.shape[1:-1])
-            count, mean, sum_sq = 0, 0.0, 0.0
-            for start in range(0, len(X), PREDICT_BATCH_SIZE):
-                batch = X[start : start + PREDICT_BATCH_SIZE]
-                batch_mean, batch_var = (np.float64(m) for m in moments(batch))
-                n_batch = len(batch) * per_sample
-                delta = batch_mean - mean
-                total = count + n_batch
-                mean = mean + delta * (n_batch / total)
-                sum_sq = sum_sq + batch_var * n_batch + delta**2 * (count * n_batch / total)
-                count = total
-            variance = np.maximum(sum_sq / count, 0.0)
-            layer.moving_mean.assign(mean.astype(np.float32))
-            layer.moving_variance.assign(variance.astype(np.float32))
+    moments, layers = _moments_function(model, X)
+    for index, (layer, per_sample) in enumerate(layers):
+        mean, variance = _pooled_moments(
+            lambda batch, index=index: moments(batch, index), X, per_sample
+        )
+        layer.moving_mean.assign(mean.astype(np.float32))
+        layer.moving_variance.assign(variance.astype(np.float32))
 
 
-def _moments_function(probe: keras.Model, signature):
-    """Compiled per-channel mean and variance of ``probe``'s output on one batch.
+def _pooled_moments(moments, X: np.ndarray, per_sample: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance over all of ``X``, pooled exactly from per-batch ``moments``.
 
-    One graph per layer, traced once (the batch dimension is free). The moments are
-    taken inside TensorFlow, centred (no cancellation), rather than as float64 NumPy
-    copies of every activation, which cost more than the network itself.
+    Streaming: memory stays at one batch of activations. Each batch's mean and centred
+    sum of squares are pooled in float64 (Chan et al.).
+    """
+    count, mean, sum_sq = 0, 0.0, 0.0
+    for start in range(0, len(X), PREDICT_BATCH_SIZE):
+        batch = X[start : start + PREDICT_BATCH_SIZE]
+        batch_mean, batch_var = (np.float64(m) for m in moments(batch))
+        n_batch = len(batch) * per_sample
+        delta = batch_mean - mean
+        total = count + n_batch
+        mean = mean + delta * (n_batch / total)
+        sum_sq = sum_sq + batch_var * n_batch + delta**2 * (count * n_batch / total)
+        count = total
+    return mean, np.maximum(sum_sq / count, 0.0)
+
+
+#: Compiled moments function of each model and input shape, made on first use and kept
+#: for the model's life: re-estimation runs every epoch, and functions made anew (or one
+#: per layer) would be traced again and again, which TensorFlow warns about.
+_MOMENTS_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _moments_function(model: keras.Model, X: np.ndarray):
+    """A compiled ``moments(batch, index)``, and the batch-norm layers it indexes.
+
+    ``moments`` gives the per-channel mean and variance of the input of batch-norm
+    layer ``index`` on one batch; each layer comes with its values per channel in one
+    sample. One graph per model, input dtype and shape (the batch dimension is free),
+    the layer chosen inside it. The moments are taken in TensorFlow, centred (no
+    cancellation), rather than as float64 NumPy copies of every activation, which
+    cost more than the network itself.
     """
     import tensorflow as tf
 
-    @tf.function(input_signature=[signature])
-    def moments(batch):
-        acts = probe(batch, training=False)
-        acts = tf.reshape(acts, (-1, acts.shape[-1]))
-        return tf.nn.moments(acts, axes=[0])
+    key = (X.dtype.str, tuple(X.shape[1:]))
+    functions = _MOMENTS_FUNCTIONS.setdefault(model, {})
+    if key not in functions:
+        networks = [layer for layer in model.layers if isinstance(layer, keras.Model)] or [model]
+        probes, layers = [], []
+        for network in networks:
+            for layer in network.layers:
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    probes.append(keras.Model(network.input, layer.input))
+                    layers.append((layer, math.prod(probes[-1].output.shape[1:-1])))
 
-    return moments
+        def branch(probe, batch):
+            def moments():
+                acts = probe(batch, training=False)
+                return tf.nn.moments(tf.reshape(acts, (-1, acts.shape[-1])), axes=[0])
+
+            return moments
+
+        signature = [tf.TensorSpec((None, *X.shape[1:]), X.dtype), tf.TensorSpec((), tf.int32)]
+
+        @tf.function(input_signature=signature)
+        def moments(batch, index):
+            return tf.switch_case(index, [branch(probe, batch) for probe in probes])
+
+        functions[key] = moments, layers
+    return functions[key]

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from ._io import atomic_path, atomic_write_text
-from ._ops import PREDICT_BATCH_SIZE, recalibrate_batch_norm
+from ._ops import evaluate, recalibrate_batch_norm
 
 
 class BestEpochTracker(keras.callbacks.Callback):
@@ -57,13 +57,11 @@ class BestEpochTracker(keras.callbacks.Callback):
             # batch-norm statistics lag behind the weights, which makes the network
             # look far worse than it is; scoring with re-estimated statistics shows what
             # the fitted model will do. Updating ``logs`` in place lets the progress bar,
-            # which runs after this callback, print the figures.
+            # which runs after this callback, print the figures. Compiled batches rather
+            # than model.evaluate, which builds a new tf.data pipeline at every call.
             if self.recalibration_X is not None:
                 recalibrate_batch_norm(self.model, self.recalibration_X)
-            X_val, y_val = self.validation
-            scores = self.model.evaluate(
-                X_val, y_val, batch_size=PREDICT_BATCH_SIZE, verbose=0, return_dict=True
-            )
+            scores = evaluate(self.model, *self.validation)
             logs.update({f"val_{name}": value for name, value in scores.items()})
         for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))

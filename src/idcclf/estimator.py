@@ -3,9 +3,10 @@
 This module holds the estimator and everything that depends on scikeras (0.13 is its
 last release, so keeping it here keeps a move to another base cheap). The Keras
 callbacks live in :mod:`idcclf.callbacks`, compiled inference and batch-norm
-re-estimation in ``idcclf._ops``, input checks in ``idcclf._inputs``, the validation
-split and weights in ``idcclf._training`` and seeding in ``idcclf._seeding``. Design
-notes and measurements: ``docs/estimator.md``.
+re-estimation in ``idcclf._ops``, the checks of settings and input in
+``idcclf._inputs``, the validation split, weights, batches and the steps of a fit in
+``idcclf._training``, and seeding in ``idcclf._seeding``. Design notes and
+measurements: ``docs/estimator.md``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from scikeras.wrappers import KerasClassifier
 from sklearn.base import BaseEstimator
 from sklearn.utils._tags import ClassifierTags
 from sklearn.utils.validation import (
+    _check_feature_names,
     _num_samples,
     check_consistent_length,
     check_is_fitted,
@@ -31,31 +33,16 @@ from sklearn.utils.validation import (
 from . import _inputs, _training
 from ._ops import predict_in_batches
 from ._seeding import seed_from, seeded
+from ._training import OPTIMIZERS, TrainingDivergedError  # noqa: F401  (public here)
 from .augment import build_augmentation
-from .model import build_cancernet
-from .stain import RandomStainJitter
-
-OPTIMIZERS = {
-    "adagrad": keras.optimizers.Adagrad,
-    "adam": keras.optimizers.Adam,
-    "sgd": keras.optimizers.SGD,
-    "rmsprop": keras.optimizers.RMSprop,
-}
-# learning rate of each epoch (from 0), given the initial rate and the number of epochs
-LR_SCHEDULES = {
-    "constant": lambda rate, epoch, epochs: rate,
-    "cosine": lambda rate, epoch, epochs: rate * (1 + math.cos(math.pi * epoch / epochs)) / 2,
-}
+from .model import build_cancernet, training_loss
+from .stain import stain_jitter
 
 #: Parameters passed on to build_cancernet.
 ARCHITECTURE = (
     "filters convs_per_block block_dropout head_dropout dropout_placement batch_norm "
     "separable dense_units rescale"
 ).split()
-
-
-class TrainingDivergedError(FloatingPointError):
-    """Raised when the training loss becomes NaN or infinite."""
 
 
 class IDCClassifier(KerasClassifier):
@@ -69,44 +56,50 @@ class IDCClassifier(KerasClassifier):
     Parameters
     ----------
     input_shape : tuple of 3 ints or None, default=(50, 50, 3)
-        Shape of one patch. ``X`` may be images ``(n, *input_shape)`` or flattened
-        rows ``(n, prod(input_shape))`` (the form imbalanced-learn samplers need).
-        ``None`` takes the shape from ``X`` at fit: images keep theirs and rows of
-        ``d`` values are treated as ``1 x d`` single-channel images.
+        Shape of one patch; ``X`` may be images or flattened rows (as imbalanced-learn
+        samplers need). ``None`` takes it from ``X`` at fit (channels last); rows of
+        ``d`` values are then ``1 x d`` single-channel images.
     filters, convs_per_block, block_dropout, head_dropout, dropout_placement, \
 batch_norm, separable, dense_units
         Architecture knobs, passed to :func:`idcclf.build_cancernet` (defaults are
         the tutorial's CancerNet).
     rescale : float or None, default=1/255
-        Factor applied to ``X`` inside the network: the default maps 0-255 pixels to
-        [0, 1], so uint8 patches are fed as they are, never copied to float. Use
-        ``None`` for ``X`` that is already scaled (floats in [0, 1]).
+        Factor applied to ``X`` inside the network, so that uint8 patches are fed as
+        they are; ``None`` for ``X`` already scaled (floats in [0, 1]).
     augment : bool, default=True
         Random flips, 90-degree rotations, small rotations, zooms and shifts, applied
         in training only (see :mod:`idcclf.augment`).
     stain_jitter : float, default=0.0
-        Strength ``s`` of random H&E stain jitter in training (see
-        :mod:`idcclf.stain`): each stain's concentration is scaled by a factor in
-        ``[1 - s, 1 + s]`` and shifted by up to ``s``; 0 turns it off, 0.05 is the
-        usual "light" setting.
+        Strength of random H&E stain jitter in training (:mod:`idcclf.stain`); 0
+        turns it off, 0.05 is the usual "light" setting.
     optimizer : {'adagrad', 'adam', 'sgd', 'rmsprop'}, default='adagrad'
         Optimizer; the tutorial uses Adagrad.
     learning_rate : float, default=1e-2
         Learning rate of the optimizer.
     lr_schedule : {'constant', 'cosine'}, default='constant'
-        ``'cosine'`` decays the rate every epoch along a half cosine,
-        ``learning_rate * (1 + cos(pi * epoch / epochs)) / 2``; ``history_`` then
-        also records ``learning_rate``.
+        ``'cosine'`` decays the rate every epoch along a half cosine towards 0 at
+        ``epochs``; ``history_`` then also records ``learning_rate``.
     batch_size : int, default=32
         Mini-batch size for training.
     epochs : int, default=40
         Maximum number of passes over the training data.
     class_weight : None, 'balanced' or dict, default=None
         Class weights, computed on the training part (after the validation split).
+        Dict values must be finite and non-negative.
+    undersample : bool, default=False
+        Train every epoch on all patches of the rarest class and a fresh draw of as
+        many of each other class, cycling so that every patch is used over the
+        epochs (seeded by ``random_state``). ``class_weight`` must then be None.
+    label_smoothing : float, default=0.0
+        Label smoothing of the cross-entropy loss, in [0, 1): the target of each patch
+        becomes ``1 - label_smoothing`` for its class, the rest shared by the others.
     test_time_augmentation : bool, default=False
         Average the predicted probabilities over the flips and quarter turns of each
         patch (8 views of a square patch, 4 flips otherwise), at 8 (or 4) times the
         cost. Prediction only: it can be switched on a fitted model.
+    input_range_check : {'error', 'warn'}, default='error'
+        What prediction does with patches on another scale than the training ones
+        (see ``input_range_``): raise a ValueError, or only warn. Prediction only.
     validation_fraction : float, default=0.1
         Share of the training data held out to report ``val_loss`` and
         ``val_accuracy`` per epoch and for early stopping; stratified by class and,
@@ -117,18 +110,16 @@ batch_norm, separable, dense_units
     n_iter_no_change : int, default=5
         Patience of early stopping, in epochs.
     recalibrate_batch_norm : bool, default=True
-        After training (and before each epoch's validation), re-estimate every
-        batch-normalization layer's mean and variance exactly, in inference mode, on
-        up to 4,096 (1,024) training patches; Keras' running values lag behind the
-        weights on small data (``docs/estimator.md``).
+        After training (and before each epoch's validation), re-estimate the
+        batch-norm statistics exactly on up to 4,096 (1,024) training patches: Keras'
+        running values lag behind the weights on small data (``docs/estimator.md``).
     random_state : int, RandomState or None, default=None
         Seed for weights, augmentation, dropout, shuffling and the validation split.
         The same integer gives the same predictions.
     checkpoint_dir : str, path or None, default=None
-        Folder where the model, optimizer state and history are saved (atomically)
-        after every epoch. A later ``fit`` with the same settings and labels resumes
-        from the last saved epoch (``epochs`` may grow, except with a learning-rate
-        schedule); a checkpoint of other settings is refused, never overwritten.
+        Folder where model, optimizer state and history are saved after every epoch;
+        a later ``fit`` with the same settings and labels resumes there (``epochs``
+        may grow, unless scheduled). Another run's checkpoint is refused.
     verbose : int, default=0
         0 is silent, 1 shows the Keras progress bar, 2 one line per epoch.
 
@@ -145,17 +136,21 @@ batch_norm, separable, dense_units
         Shape of one patch as the network sees it.
     n_features_in_ : int
         Values per sample, ``prod(image_shape_)``.
+    feature_names_in_ : ndarray of str
+        Column names of ``X`` at fit, when it was a DataFrame with string column
+        names; prediction then refuses other (or reordered) columns.
+    input_range_ : tuple of (float, float) or None
+        Smallest and largest training value. Prediction refuses input clearly on
+        another scale, e.g. ``X / 255`` after training on 0-255 pixels (the rule:
+        ``docs/estimator.md``); None (a model saved before it existed) checks nothing.
+    training_groups_ : ndarray or None
+        Patients the network was trained on (after the validation split), when
+        ``groups`` was passed to :meth:`fit`.
     validation_groups_ : ndarray or None
-        Patients held out for validation when ``groups`` was passed to :meth:`fit`.
+        Patients held out for validation, when ``groups`` was passed to :meth:`fit`.
     best_epoch_ : int or None
-        1-based epoch whose weights were kept by early stopping (or after an
+        1-based epoch whose weights were restored by early stopping (or kept after an
         interruption), else None.
-
-    Notes
-    -----
-    Interrupting ``fit`` with Ctrl-C keeps the best weights so far (by validation
-    loss, or training loss without a validation split), warns which epoch they come
-    from, and leaves a usable fitted model.
 
     Examples
     --------
@@ -202,7 +197,10 @@ batch_norm, separable, dense_units
         batch_size: int = 32,
         epochs: int = 40,
         class_weight: str | dict | None = None,
+        undersample: bool = False,
+        label_smoothing: float = 0.0,
         test_time_augmentation: bool = False,
+        input_range_check: str = "error",
         validation_fraction: float = 0.1,
         early_stopping: bool = False,
         n_iter_no_change: int = 5,
@@ -230,7 +228,10 @@ batch_norm, separable, dense_units
         self.batch_size = batch_size
         self.epochs = epochs
         self.class_weight = class_weight
+        self.undersample = undersample
+        self.label_smoothing = label_smoothing
         self.test_time_augmentation = test_time_augmentation
+        self.input_range_check = input_range_check
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
         self.n_iter_no_change = n_iter_no_change
@@ -255,10 +256,14 @@ batch_norm, separable, dense_units
         return tags
 
     def __setstate__(self, state: dict) -> None:
-        # A model saved before a parameter existed loads with that parameter's default.
+        # A model saved before a parameter existed loads with that parameter's default,
+        # and without the fitted attributes added since (None: not recorded).
         for name, parameter in inspect.signature(type(self).__init__).parameters.items():
             if parameter.default is not inspect.Parameter.empty:
                 state.setdefault(name, parameter.default)
+        if "model_" in state:
+            for name in ("training_groups_", "input_range_"):
+                state.setdefault(name, None)
         super().__setstate__(state)
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -290,6 +295,10 @@ batch_norm, separable, dense_units
         """
         self._check_params()
         groups = _inputs.check_groups(groups, _num_samples(X))
+        if sample_weight is not None:
+            sample_weight = _inputs.check_sample_weight(sample_weight, X)
+            if groups is not None:
+                groups = groups[sample_weight != 0]  # scikeras drops zero-weighted samples
         self.classes_ = None  # scikeras infers the classes again at every fit
         super(KerasClassifier, self).fit(X, y, sample_weight=sample_weight, groups=groups)
         return self
@@ -302,7 +311,7 @@ batch_norm, separable, dense_units
         raise AttributeError("IDCClassifier has no partial_fit; train with fit")
 
     def _check_params(self) -> None:
-        _inputs.check_params(self.get_params(), OPTIMIZERS, LR_SCHEDULES)
+        _inputs.check_params(self.get_params())
 
     def _validate_data(self, X=None, y=None, reset: bool = False, y_numeric: bool = False):
         """Check ``X`` and ``y``; at fit (``reset``) also learn the patch shape."""
@@ -315,6 +324,7 @@ batch_norm, separable, dense_units
             _, y = super()._validate_data(X=None, y=y, reset=reset, y_numeric=y_numeric)
         if X is None:
             return X, y
+        _check_feature_names(self, X, reset=reset)
         X = _inputs.check_pixels(X)
         if y is not None:
             check_consistent_length(X, y)
@@ -325,24 +335,18 @@ batch_norm, separable, dense_units
 
     def _build_keras_model(self) -> keras.Model:
         """The compiled network: stain jitter and augmentation, then CancerNet."""
-        shape = self.image_shape_
+        shape, seed = self.image_shape_, self._random_state
         architecture = {name: getattr(self, name) for name in ARCHITECTURE}
         network = build_cancernet(shape, n_classes=len(self.classes_), **architecture)
-        inputs = keras.Input(shape=shape, name="patch")
-        x = inputs
+        inputs = x = keras.Input(shape=shape, name="patch")
         if self.stain_jitter:
-            # Pixels reach the network as 0..1/rescale (0-255 for the default).
-            top = 1.0 / self.rescale if self.rescale else 1.0
-            seed = None if self._random_state is None else self._random_state + 7
-            x = RandomStainJitter(
-                self.stain_jitter, self.stain_jitter, value_range=(0.0, top), seed=seed
-            )(x)
+            x = stain_jitter(self.stain_jitter, self.rescale, None if seed is None else seed + 7)(x)
         if self.augment:
-            x = build_augmentation(shape, seed=self._random_state)(x)
+            x = build_augmentation(shape, seed=seed)(x)
         model = keras.Model(inputs, network(x), name="idc_classifier")
         model.compile(
             optimizer=OPTIMIZERS[self.optimizer](learning_rate=self.learning_rate),
-            loss=self.loss,
+            loss=training_loss(self.label_smoothing),
             metrics=["accuracy"],
         )
         return model
@@ -363,33 +367,23 @@ batch_norm, separable, dense_units
         self, X, y, sample_weight, warm_start, epochs, initial_epoch, groups=None, **kwargs
     ) -> None:
         """scikeras' training step: hold out the validation part, train, finish the model."""
+        self.input_range_ = _inputs.value_range(X)
         data = _training.split(self, X, y, sample_weight, groups)
+        self.training_groups_ = data.training_groups
         self.validation_groups_ = data.validation_groups
         tracker, callbacks, initial_epoch = _training.build_callbacks(
             self, data, y, groups, initial_epoch
         )
         interrupted = _training.run(self, data, callbacks, epochs, initial_epoch)
         self.history_ = tracker.history
-        self._check_converged()
         self.best_epoch_ = _training.finish(self, tracker, data.X, interrupted)
-
-    def _scheduled_rate(self, epoch: int, current_rate: float) -> float:
-        return LR_SCHEDULES[self.lr_schedule](self.learning_rate, epoch, self.epochs)
-
-    def _check_converged(self) -> None:
-        losses = self.history_.get("loss", [])
-        bad = [i for i, loss in enumerate(losses, start=1) if not math.isfinite(loss)]
-        if bad:
-            raise TrainingDivergedError(
-                f"training diverged: the loss became {losses[bad[0] - 1]} at epoch {bad[0]}; "
-                f"lower learning_rate (now {self.learning_rate}) or check X for extreme values"
-            )
 
     # -- prediction -----------------------------------------------------------------
 
     def _predict_raw(self, X, **kwargs):
         check_is_fitted(self)
         X, _ = self._validate_data(X=X, y=None)
+        _inputs.check_input_range(X, getattr(self, "input_range_", None), self.input_range_check)
         return predict_in_batches(self.model_, X, symmetric=bool(self.test_time_augmentation))
 
     def predict_proba(self, X) -> np.ndarray:
@@ -442,11 +436,7 @@ batch_norm, separable, dense_units
             predicted, so the score would silently count them as errors).
         """
         check_is_fitted(self)
-        known = set(self.classes_.tolist())
-        unseen = sorted({v for v in np.unique(np.asarray(y)).tolist()} - known, key=str)
-        if unseen:
-            raise ValueError(
-                f"y has labels never seen at fit: {unseen}; this IDCClassifier was fitted "
-                f"on classes {self.classes_.tolist()}"
-            )
+        _inputs.check_known_labels(y, self.classes_)
+        if sample_weight is not None:
+            sample_weight = _inputs.check_sample_weight(sample_weight, X)
         return super().score(X, y, sample_weight=sample_weight)
