@@ -466,8 +466,13 @@ def test_undersampling_trains_on_balanced_epochs(tiny_sample, tiny_params):
     clf.fit(X, y)
     # each epoch: the 20 patches of the rarer class and 20 of the other, 5 batches of 8
     assert int(clf.model_.optimizer.iterations.numpy()) == 2 * 5
+    # the epochs are balanced already: 'balanced' weights are all 1, the same fit as None
+    params = {**tiny_params, "batch_size": 8, "undersample": True, "validation_fraction": 0}
+    unweighted = IDCClassifier(**params, class_weight=None).fit(X, y)
+    weighted = IDCClassifier(**params, class_weight="balanced").fit(X, y)
+    np.testing.assert_array_equal(weighted.predict_proba(X), unweighted.predict_proba(X))
     with pytest.raises(ValueError, match="undersample=True"):
-        IDCClassifier(undersample=True, class_weight="balanced").fit(X, y)
+        IDCClassifier(undersample=True, class_weight={0: 1.0, 1: 3.0}).fit(X, y)
 
 
 def test_legacy_model_has_no_range_to_check():

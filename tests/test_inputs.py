@@ -95,7 +95,7 @@ def test_bad_sample_weights_name_the_parameter(weights, match):
         ({"undersample": "yes"}, "undersample"),
         ({"input_range_check": "ignore"}, "input_range_check"),
         (
-            {"undersample": True, "class_weight": "balanced"},
+            {"undersample": True, "class_weight": {0: 1.0, 1: 3.0}},
             "undersample=True .* class_weight=None",
         ),
     ],

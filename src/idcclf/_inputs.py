@@ -67,10 +67,11 @@ def _check_class_weight(class_weight, undersample: bool) -> None:
                     f"class_weight[{label!r}]={weight!r}: class weights must be finite "
                     "non-negative numbers"
                 )
-    if undersample and class_weight is not None:
+    if undersample and isinstance(class_weight, dict):
         raise ValueError(
             f"undersample=True balances the classes in every epoch already; "
-            f"class_weight={class_weight!r} would weight them twice: set class_weight=None"
+            f"class_weight={class_weight!r} would weight them twice: set class_weight=None "
+            "(or 'balanced', which is then equal weights)"
         )
 
 

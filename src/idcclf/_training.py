@@ -60,11 +60,13 @@ def split(clf, X, y, sample_weight, groups) -> TrainingData:
     """Hold out ``clf``'s validation part of ``(X, y)``; weight the training part."""
     train, val = validation_split(y, groups, clf.validation_fraction, clf._random_state)
     X_train, y_train = (X, y) if val is None else (X[train], y[train])
+    # An undersampled epoch is balanced already: 'balanced' weights on it are all 1.
+    class_weight = None if clf.undersample else clf.class_weight
     weights = training_weights(
         clf.classes_,
         y_train,
         None if sample_weight is None else sample_weight[train],
-        clf.class_weight,
+        class_weight,
     )
     return TrainingData(
         X_train,
