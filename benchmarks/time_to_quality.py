@@ -302,7 +302,7 @@ def run_tutorial(data: dict, epochs: int, seed: int) -> dict:
 def run_ours(data: dict, params: dict, epochs: int, seed: int) -> dict:
     import keras
 
-    from idcclf import IDCClassifier, estimator
+    from idcclf import IDCClassifier, _ops, _training
 
     keras.utils.set_random_seed(seed)
     clf = IDCClassifier(**{**BASE_PARAMS, "random_state": seed, **params, "epochs": epochs})
@@ -311,7 +311,7 @@ def run_ours(data: dict, params: dict, epochs: int, seed: int) -> dict:
     X, y, groups, _ = load(data["train"], cache=False)
     load_seconds = clock.elapsed()
     pick = np.random.default_rng(seed).choice(
-        len(X), size=min(len(X), estimator.RECALIBRATION_SAMPLES), replace=False
+        len(X), size=min(len(X), _training.RECALIBRATION_SAMPLES), replace=False
     )
     subset = X[np.sort(pick)]
 
@@ -320,7 +320,7 @@ def run_ours(data: dict, params: dict, epochs: int, seed: int) -> dict:
         if clf.recalibrate_batch_norm and clf.batch_norm:
             # What fit does after its last epoch, so the point is the model fit returns.
             start = time.perf_counter()
-            estimator._recalibrate_batch_norm(model, subset)
+            _ops.recalibrate_batch_norm(model, subset)
             counted = time.perf_counter() - start
         return balanced_accuracy(data["val_y"], clf.predict_proba(data["val_x"])), counted
 
