@@ -20,6 +20,8 @@ after every run): validation balanced accuracy, sensitivity, specificity, ROC AU
 PR AUC and F1 at 0.5; balanced accuracy at a threshold chosen on the estimator's own
 internal validation split (training patients, never the screening group); balanced
 accuracy and ROC AUC with test-time augmentation; and the fit wall time.
+``--table`` prints the runs of ``--out`` as a Markdown table, with each run's change
+against the baseline of the same seed.
 """
 
 from __future__ import annotations
@@ -119,6 +121,25 @@ def append_json(path: Path, entry: dict) -> None:
     atomic_write_text(path, json.dumps(runs, indent=2))
 
 
+def table(runs: list[dict]) -> str:
+    """Markdown table of screening runs, with deltas against the same seed's baseline."""
+    base = {r["seed"]: r for r in runs if r["name"] == "baseline"}
+    lines = [
+        "| recipe | seed | BAC | Δ BAC | ROC AUC | Δ AUC | F1 | BAC, validation threshold "
+        "| BAC, TTA | fit s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        ref = base.get(r["seed"])
+        delta = [f"{r[m] - ref[m]:+.3f}" if ref else "–" for m in ("balanced_accuracy", "roc_auc")]
+        lines.append(
+            f"| {r['name']} | {r['seed']} | {r['balanced_accuracy']:.3f} | {delta[0]} | "
+            f"{r['roc_auc']:.3f} | {delta[1]} | {r['f1']:.3f} | {r['bac_val_threshold']:.3f} | "
+            f"{r['bac_tta']:.3f} | {r['fit_seconds']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, action="append", default=None)
@@ -131,7 +152,10 @@ def parse_args(argv=None):
     parser.add_argument("--recipe", action="append", default=[], metavar="'NAME: k=v, ...'")
     parser.add_argument("--augmentation", choices=("fused", "layers"), default="fused")
     parser.add_argument("--out", type=Path, default=Path("select_recipe.json"))
+    parser.add_argument("--table", action="store_true", help="print --out as a table, run nothing")
     args = parser.parse_args(argv)
+    if args.table:
+        return args
     if not 0 < args.fraction <= 1:
         parser.error(f"--fraction must be in (0, 1], got {args.fraction}")
     args.runs = [(name, LEVERS[name]) for name in args.lever]
@@ -151,6 +175,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.table:
+        print(table(json.loads(args.out.read_text())))
+        return 0
     use_augmentation(args.augmentation)
     try:
         X, y, groups = load_roots(args.data)

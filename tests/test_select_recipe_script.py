@@ -49,6 +49,9 @@ def test_recipes_share_fixed_validation_patients(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     runs = json.loads(out.read_text())
     assert len(runs) == 3 and runs[2]["seed"] == 1 and runs[2]["validation_patients"] == held
+    done = run_script("--out", str(out), "--table")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"| tiny_adam | 0 | {runs[1]['balanced_accuracy']:.3f} | – |" in done.stdout
 
 
 @pytest.mark.parametrize(
