@@ -46,7 +46,7 @@ def test_exported_model_loads_with_its_provenance(tmp_path):
     clf = load_pretrained(tmp_path / "model")
     assert clf.get_params()["filters"] == [4, 8, 8]
     info = clf.pretrained_info_
-    assert info["cross_validation"]["summary"]["balanced_accuracy"]["mean"] == 0.8
+    assert info["cross_validation"][0]["summary"]["balanced_accuracy"]["mean"] == 0.8
     assert "12 patients" in info["data"] and "--epochs 1" in info["command"]
     X, _ = load_sample(return_X_y=True)
     proba = clf.predict_proba(X[:20])
@@ -59,3 +59,24 @@ def test_cv_of_another_recipe_is_refused(tmp_path):
     done = run_tool(tmp_path, cv_file(tmp_path, recipe="tutorial"))
     assert done.returncode == 2 and "is of recipe tutorial" in done.stderr
     assert not (tmp_path / "model").exists()
+
+
+def test_attach_only_replaces_the_figures_of_the_same_recipe(tmp_path):
+    done = run_tool(tmp_path, cv_file(tmp_path))
+    assert done.returncode == 0, done.stderr[-2000:]
+    weights = (tmp_path / "model" / "cancernet_weights.npz").read_bytes()
+    later = cv_file(tmp_path, summary={"balanced_accuracy": {"mean": 0.9, "std": 0.0}})
+    done = run_tool(tmp_path, later, "--attach-only")
+    assert done.returncode == 0, done.stderr[-2000:]
+    (cv,) = load_pretrained(tmp_path / "model").pretrained_info_["cross_validation"]
+    assert cv["summary"]["balanced_accuracy"]["mean"] == 0.9
+    assert (tmp_path / "model" / "cancernet_weights.npz").read_bytes() == weights
+    # A CV of other settings than the stored model's is refused.
+    done = run_tool(
+        tmp_path,
+        cv_file(tmp_path, params={**PARAMS, "dense_units": 16}),
+        "--attach-only",
+        "--set",
+        "dense_units=16",
+    )
+    assert done.returncode == 2 and "was not trained with" in done.stderr
