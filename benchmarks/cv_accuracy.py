@@ -27,7 +27,8 @@ recipes run with the same data share their folds.
 patients and the class balance stay as they are), for quicker, indicative comparisons.
 ``--train-patients N`` trains each fold on a seeded random N of its training patients
 (a learning curve; the subsets grow nested with N, and the test patients do not
-change). ``--max-folds K`` runs the first K folds only.
+change). ``--max-folds K`` runs the first K folds only. ``--table RESULT.json`` prints
+a finished (or partial) result as a Markdown table and runs nothing.
 
 Besides the figures at the default 0.5 threshold, each fold also reports balanced
 accuracy at a threshold chosen on the fold's validation patients (the estimator's
@@ -227,6 +228,26 @@ def summarize(folds) -> dict:
     }
 
 
+def fold_table(record: dict) -> str:
+    """A cv_accuracy.py result as a Markdown table: one row per fold, then mean +/- std."""
+    shown = ("balanced_accuracy", "sensitivity", "specificity", "f1", "roc_auc", "pr_auc")
+    lines = [
+        "| fold | test patients | test patches | BAC | sensitivity | specificity | F1 "
+        "| ROC AUC | PR AUC | wall s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for f in record["folds"]:
+        cells = " | ".join(f"{f[m]:.3f}" for m in shown)
+        lines.append(
+            f"| {f['fold']} | {len(f['test_patients'])} | {f['n_samples']:,} | {cells} "
+            f"| {f['seconds']:.0f} |"
+        )
+    summary = record["summary"]
+    cells = " | ".join(f"{summary[m]['mean']:.3f} ± {summary[m]['std']:.3f}" for m in shown)
+    lines.append(f"| mean ± std | | | {cells} | |")
+    return "\n".join(lines)
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, action="append", default=None)
@@ -243,7 +264,12 @@ def parse_args(argv=None):
     parser.add_argument("--augmentation", choices=("fused", "layers"), default=None)
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--no-tta", dest="tta", action="store_false")
+    parser.add_argument(
+        "--table", type=Path, default=None, help="print that result as a table, run nothing"
+    )
     args = parser.parse_args(argv)
+    if args.table:
+        return args
     if args.seeds < 1:
         parser.error(f"--seeds must be at least 1, got {args.seeds}")
     if args.train_patients is not None and args.train_patients < 2:
@@ -264,6 +290,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.table:
+        print(fold_table(json.loads(args.table.read_text())))
+        return 0
     from sklearn.model_selection import StratifiedGroupKFold
 
     from idcclf._io import atomic_write_text

@@ -60,6 +60,16 @@ def test_folds_are_patient_disjoint_and_summarized(tmp_path, seeds):
         # Models of other seeds differ, so their mean ranks patches unlike the first alone.
         assert any(f["roc_auc_first_model"] != f["roc_auc"] for f in folds)
     assert "fold 2:" in stdout and "s wall" in stdout
+    table = subprocess.run(
+        [sys.executable, str(SCRIPT), "--table", str(tmp_path / "cv.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert table.returncode == 0, table.stderr[-2000:]
+    bac = summary["balanced_accuracy"]
+    assert f"| mean ± std | | | {bac['mean']:.3f} ± {bac['std']:.3f} |" in table.stdout
+    assert table.stdout.count("\n| 1 | ") == 1
 
 
 def test_two_roots_tutorial_recipe_and_training_subset(tmp_path):
