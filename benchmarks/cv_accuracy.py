@@ -1,30 +1,44 @@
 """Patient-grouped cross-validation of the CancerNet training recipe on real data.
 
-Every fold trains on some patients and is scored on patients it has never seen, with the
-same settings as ``idcclf train`` (Adagrad 1e-2, batch 32, class weights, augmentation).
-Prints each fold's figures and their mean +/- std, and writes them as JSON.
+Every fold trains on some patients and is scored on patients it has never seen. Prints
+each fold's figures (and its wall time) and their mean +/- std, and rewrites the JSON
+after every fold (atomically), so an interrupted run keeps the folds it finished.
 
 Usage::
 
-    python benchmarks/cv_accuracy.py [--data ../shared/data/idc] [--folds 3] [--epochs 6]
-        [--out cv_accuracy.json] [--set stain_jitter=0.05 --set learning_rate=0.02]
-        [--fraction 0.25] [--augmentation fused|layers] [--seeds 3]
+    python benchmarks/cv_accuracy.py [--data ../shared/data/idc --data ...] [--folds 5]
+        [--epochs 3] [--out cv_accuracy.json] [--recipe default|tutorial]
+        [--set stain_jitter=0.05 --set learning_rate=0.02] [--fraction 0.25]
+        [--train-patients 40] [--max-folds 2] [--augmentation fused|layers] [--seeds 3]
 
-``--set NAME=VALUE`` changes an ``IDCClassifier`` parameter (VALUE is a Python literal).
+``--data`` may be given more than once; the roots are loaded and concatenated (their
+patient ids must not collide). By default both ``../shared/data/idc`` (22 complete
+patients) and ``../shared/data/idc-partial`` (129 partial patients) are used.
+
+``--recipe default`` is ``IDCClassifier``'s defaults with ``class_weight="balanced"``.
+``--recipe tutorial`` is the original tutorial's recipe expressed with
+``IDCClassifier``: Adagrad 1e-2, balanced class weights, the separate Keras
+augmentation layers (``--augmentation layers``) and no batch-norm re-estimation.
+``--set NAME=VALUE`` changes an ``IDCClassifier`` parameter on top of the recipe
+(VALUE is a Python literal). The folds depend only on the data and ``--folds``, so two
+recipes run with the same data share their folds.
+
 ``--fraction`` keeps that random share of each patient's patches of each class (so the
 patients and the class balance stay as they are), for quicker, indicative comparisons.
+``--train-patients N`` trains each fold on a seeded random N of its training patients
+(a learning curve; the subsets grow nested with N, and the test patients do not
+change). ``--max-folds K`` runs the first K folds only. ``--table RESULT.json`` prints
+a finished (or partial) result as a Markdown table and runs nothing.
+
 Besides the figures at the default 0.5 threshold, each fold also reports balanced
 accuracy at a threshold chosen on the fold's validation patients (the estimator's
 internal, patient-grouped validation split, never the test patients) with
-``idcclf.metrics.choose_threshold``, and the same model's balanced accuracy, ROC AUC and
-F1 with test-time augmentation switched (on, or off when ``--set
-test_time_augmentation=True``). ``--augmentation layers`` trains with the
-separate Keras augmentation layers (``build_augmentation(fused=False)``) instead of the
-default single resampling, to compare their accuracy. ``--seeds N`` trains N models per
-fold (seeds differ, data and settings do not) and scores the mean of their
-probabilities, a seed ensemble; the first model's own figures are reported beside it
-(``*_first_model``), and the validation threshold is left out, since each model held
-out other validation patients.
+``idcclf.metrics.choose_threshold``, and, unless ``--no-tta``, the same model's balanced
+accuracy, ROC AUC and F1 with test-time augmentation switched (on, or off when ``--set
+test_time_augmentation=True``). ``--seeds N`` trains N models per fold (seeds differ,
+data and settings do not) and scores the mean of their probabilities, a seed ensemble;
+the first model's own figures are reported beside it (``*_first_model``), and the
+validation threshold is left out, since each model held out other validation patients.
 """
 
 from __future__ import annotations
@@ -43,8 +57,93 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-METRICS = ("balanced_accuracy", "roc_auc", "f1", "sensitivity", "specificity", "accuracy")
+DEFAULT_ROOTS = (
+    REPO.parent / "shared" / "data" / "idc",
+    REPO.parent / "shared" / "data" / "idc-partial",
+)
+METRICS = (
+    "balanced_accuracy",
+    "sensitivity",
+    "specificity",
+    "f1",
+    "roc_auc",
+    "pr_auc",
+    "accuracy",
+)
 TTA_METRICS = ("balanced_accuracy", "roc_auc", "f1")
+#: Parameters of each --recipe, and the augmentation it trains with.
+RECIPES = {
+    "default": ({"class_weight": "balanced"}, "fused"),
+    "tutorial": (
+        {
+            "optimizer": "adagrad",
+            "learning_rate": 1e-2,
+            "class_weight": "balanced",
+            "recalibrate_batch_norm": False,
+        },
+        "layers",
+    ),
+}
+
+
+def load_roots(roots):
+    """Load every IDC root and concatenate them into ``(X, y, groups)``.
+
+    Stands in for ``load_idc`` of a list of roots. Patient ids must be unique across
+    the roots: the same id in two roots would merge two patients into one group.
+    """
+    from idcclf import load_idc
+
+    parts, owner = [], {}
+    for root in roots:
+        bunch = load_idc(root)
+        for patient in map(str, np.unique(bunch.groups)):
+            if patient in owner:
+                raise ValueError(f"patient {patient} is in both {owner[patient]} and {root}")
+            owner[patient] = root
+        parts.append(bunch)
+    if len(parts) == 1:
+        return parts[0].data, parts[0].target, np.asarray(parts[0].groups).astype(str)
+    groups = np.concatenate([np.asarray(b.groups).astype(str) for b in parts])
+    return (
+        np.concatenate([b.data for b in parts]),
+        np.concatenate([b.target for b in parts]),
+        groups,
+    )
+
+
+def subsample(y, groups, fraction: float, seed: int = 0) -> np.ndarray:
+    """Indices of a random ``fraction`` of each patient's patches of each class."""
+    rng = np.random.default_rng(seed)
+    keep = []
+    for patient in np.unique(groups):
+        for label in (0, 1):
+            idx = np.flatnonzero((groups == patient) & (y == label))
+            n = int(np.ceil(len(idx) * fraction))
+            keep.extend(rng.choice(idx, size=n, replace=False))
+    return np.sort(np.asarray(keep, dtype=int))
+
+
+def parse_sets(items, error) -> dict:
+    """``NAME=VALUE`` strings as parameters (VALUE a Python literal, else a string)."""
+    params = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            error(f"--set needs NAME=VALUE, got {item!r}")
+        try:
+            params[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[name] = value
+    return params
+
+
+def use_augmentation(kind: str) -> None:
+    """Make every IDCClassifier built from now on train with that augmentation."""
+    if kind == "layers":
+        from idcclf import estimator
+
+        estimator.build_augmentation = functools.partial(estimator.build_augmentation, fused=False)
 
 
 def model_probas(models, X):
@@ -52,149 +151,198 @@ def model_probas(models, X):
     return np.array([model.predict_proba(X)[:, 1] for model in models])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "idc")
-    parser.add_argument("--folds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--out", type=Path, default=Path("cv_accuracy.json"))
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="IDCClassifier parameter (repeatable)",
-    )
-    parser.add_argument("--fraction", type=float, default=1.0)
-    parser.add_argument("--augmentation", choices=("fused", "layers"), default="fused")
-    parser.add_argument("--seeds", type=int, default=1)
-    args = parser.parse_args()
-    if args.seeds < 1:
-        parser.error(f"--seeds must be at least 1, got {args.seeds}")
-    params = {}
-    for item in args.set:
-        name, _, value = item.partition("=")
-        try:
-            params[name] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            params[name] = value
-    if args.seeds > 1 and "random_state" in params:
-        parser.error("--set random_state would give every seed of --seeds the same model")
-    if not args.data.is_dir():
-        print(f"no data at {args.data}: pass --data", file=sys.stderr)
-        return 2
+def tta_figures(models, X, y) -> dict:
+    """The same fitted models' figures with test-time augmentation switched."""
+    from idcclf.metrics import evaluation_report
 
-    from sklearn.model_selection import StratifiedGroupKFold
+    tta = not models[0].test_time_augmentation
+    for model in models:
+        model.set_params(test_time_augmentation=tta)
+    other = evaluation_report(y, model_probas(models, X).mean(axis=0))
+    for model in models:
+        model.set_params(test_time_augmentation=not tta)
+    suffix = "with_tta" if tta else "without_tta"
+    return {f"{m}_{suffix}": other[m] for m in TTA_METRICS}
 
-    from idcclf import IDCClassifier, load_idc
-    from idcclf._io import atomic_write_text
+
+def training_subset(train, groups, n_patients, seed) -> np.ndarray:
+    """``train`` restricted to a seeded random ``n_patients`` of its patients."""
+    patients = np.unique(groups[train])
+    if n_patients > len(patients):
+        raise ValueError(
+            f"--train-patients {n_patients} exceeds the {len(patients)} training patients"
+        )
+    # One permutation per fold, cut at n: the subsets of a fold are nested.
+    chosen = np.random.default_rng(seed).permutation(patients)[:n_patients]
+    return train[np.isin(groups[train], chosen)]
+
+
+def run_fold(k, train, test, X, y, groups, args, params) -> dict:
+    from idcclf import IDCClassifier
     from idcclf.metrics import choose_threshold, evaluation_report
 
-    if args.augmentation == "layers":
-        from idcclf import estimator
-
-        estimator.build_augmentation = functools.partial(estimator.build_augmentation, fused=False)
-
-    bunch = load_idc(args.data)
-    X, y, groups = bunch.data, bunch.target, bunch.groups
-    if args.fraction < 1:
-        rng = np.random.default_rng(0)
-        keep = []
-        for patient in np.unique(groups):
-            for label in (0, 1):
-                idx = np.flatnonzero((groups == patient) & (y == label))
-                n = int(np.ceil(len(idx) * args.fraction))
-                keep.extend(rng.choice(idx, size=n, replace=False))
-        keep = np.sort(np.asarray(keep))
-        X, y, groups = X[keep], y[keep], groups[keep]
-    print(
-        f"{len(y)} patches, {len(np.unique(groups))} patients, {y.mean():.1%} IDC; "
-        f"{args.folds} folds by patient, {args.epochs} epochs, {os.cpu_count()} CPUs; "
-        f"parameters {params or 'default'}, {args.augmentation} augmentation"
-    )
-    folds = []
-    splitter = StratifiedGroupKFold(n_splits=args.folds, shuffle=True, random_state=0)
-    for k, (train, test) in enumerate(splitter.split(X, y, groups), start=1):
-        start = time.perf_counter()
-        models = []
-        for seed in range(args.seeds):
-            clf = IDCClassifier(
-                **{
-                    "epochs": args.epochs,
-                    "class_weight": "balanced",
-                    "random_state": k + 100 * seed,
-                    **params,
-                }
-            )
-            models.append(clf.fit(X[train], y[train], groups=groups[train]))
-        first = models[0]
-        probas = model_probas(models, X[test])
-        proba = probas.mean(axis=0)
-        report = evaluation_report(y[test], proba)
-        if args.seeds == 1:
-            val = train[np.isin(groups[train], first.validation_groups_)]
-            threshold = choose_threshold(y[val], first.predict_proba(X[val])[:, 1])
-            tuned = evaluation_report(y[test], proba, threshold=threshold)
-            report["validation_threshold"] = float(threshold)
-            report["balanced_accuracy_at_validation_threshold"] = tuned["balanced_accuracy"]
-        else:
-            # Each model held out other validation patients, so no shared threshold.
-            single = evaluation_report(y[test], probas[0])
-            for m in TTA_METRICS:
-                report[f"{m}_first_model"] = single[m]
-        # The same fitted models, predicting with test-time augmentation.
-        tta = not first.test_time_augmentation
-        for model in models:
-            model.set_params(test_time_augmentation=tta)
-        other = evaluation_report(y[test], model_probas(models, X[test]).mean(axis=0))
-        for model in models:
-            model.set_params(test_time_augmentation=not tta)
-        suffix = "with_tta" if tta else "without_tta"
+    start = time.perf_counter()
+    if args.train_patients:
+        train = training_subset(train, groups, args.train_patients, seed=1000 + k)
+    models = []
+    for seed in range(args.seeds):
+        clf = IDCClassifier(**{"epochs": args.epochs, "random_state": k + 100 * seed, **params})
+        models.append(clf.fit(X[train], y[train], groups=groups[train]))
+    first = models[0]
+    probas = model_probas(models, X[test])
+    report = evaluation_report(y[test], probas.mean(axis=0))
+    if args.seeds == 1:
+        val = train[np.isin(groups[train], first.validation_groups_)]
+        threshold = choose_threshold(y[val], first.predict_proba(X[val])[:, 1])
+        tuned = evaluation_report(y[test], probas[0], threshold=threshold)
+        report["validation_threshold"] = float(threshold)
+        report["balanced_accuracy_at_validation_threshold"] = tuned["balanced_accuracy"]
+    else:
+        # Each model held out other validation patients, so no shared threshold.
+        single = evaluation_report(y[test], probas[0])
         for m in TTA_METRICS:
-            report[f"{m}_{suffix}"] = other[m]
-        report["test_patients"] = sorted(map(str, np.unique(groups[test])))
-        report["seconds"] = time.perf_counter() - start
-        report.pop("classification_report")
-        folds.append(report)
-        print(
-            f"fold {k}: "
-            + ", ".join(f"{m} {report[m]:.3f}" for m in METRICS)
-            + f" ({report['seconds']:.0f} s; test patients {' '.join(report['test_patients'])})",
-            flush=True,
-        )
-    summary = {
-        m: {
-            "mean": float(np.mean([f[m] for f in folds])),
-            "std": float(np.std([f[m] for f in folds])),
-        }
-        for m in METRICS
-    }
-    extra = [
+            report[f"{m}_first_model"] = single[m]
+    if args.tta:
+        report.update(tta_figures(models, X[test], y[test]))
+    report["fold"] = k
+    report["n_train_patients"] = int(len(np.unique(groups[train])))
+    report["n_train_patches"] = int(len(train))
+    report["test_patients"] = sorted(map(str, np.unique(groups[test])))
+    report["seconds"] = time.perf_counter() - start
+    report.pop("classification_report")
+    return report
+
+
+def summarize(folds) -> dict:
+    keys = list(METRICS) + [
         key
         for key in folds[0]
         if key.endswith(("_tta", "_first_model", "_at_validation_threshold"))
     ]
-    for key in extra:
-        values = [f[key] for f in folds]
-        summary[key] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
-    for m, stats in summary.items():
-        print(f"{m:<18} {stats['mean']:.3f} +/- {stats['std']:.3f}")
-    atomic_write_text(
-        args.out,
-        json.dumps(
-            {
-                "epochs": args.epochs,
-                "params": params,
-                "n_patches": int(len(y)),
-                "fraction": args.fraction,
-                "augmentation": args.augmentation,
-                "seeds": args.seeds,
-                "folds": folds,
-                "summary": summary,
-            },
-            indent=2,
-        ),
+    return {
+        key: {
+            "mean": float(np.mean([f[key] for f in folds])),
+            "std": float(np.std([f[key] for f in folds])),
+        }
+        for key in keys
+    }
+
+
+def fold_table(record: dict) -> str:
+    """A cv_accuracy.py result as a Markdown table: one row per fold, then mean +/- std."""
+    shown = ("balanced_accuracy", "sensitivity", "specificity", "f1", "roc_auc", "pr_auc")
+    lines = [
+        "| fold | test patients | test patches | BAC | sensitivity | specificity | F1 "
+        "| ROC AUC | PR AUC | wall s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for f in record["folds"]:
+        cells = " | ".join(f"{f[m]:.3f}" for m in shown)
+        lines.append(
+            f"| {f['fold']} | {len(f['test_patients'])} | {f['n_samples']:,} | {cells} "
+            f"| {f['seconds']:.0f} |"
+        )
+    summary = record["summary"]
+    cells = " | ".join(f"{summary[m]['mean']:.3f} ± {summary[m]['std']:.3f}" for m in shown)
+    lines.append(f"| mean ± std | | | {cells} | |")
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, action="append", default=None)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--max-folds", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("cv_accuracy.json"))
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="default")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="IDCClassifier parameter"
     )
+    parser.add_argument("--fraction", type=float, default=1.0)
+    parser.add_argument("--train-patients", type=int, default=None)
+    parser.add_argument("--augmentation", choices=("fused", "layers"), default=None)
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--no-tta", dest="tta", action="store_false")
+    parser.add_argument(
+        "--table", type=Path, default=None, help="print that result as a table, run nothing"
+    )
+    args = parser.parse_args(argv)
+    if args.table:
+        return args
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, got {args.seeds}")
+    if args.train_patients is not None and args.train_patients < 2:
+        parser.error(f"--train-patients must be at least 2, got {args.train_patients}")
+    if not 0 < args.fraction <= 1:
+        parser.error(f"--fraction must be in (0, 1], got {args.fraction}")
+    base, augmentation = RECIPES[args.recipe]
+    args.params = {**base, **parse_sets(args.set, parser.error)}
+    args.augmentation = args.augmentation or augmentation
+    if args.seeds > 1 and "random_state" in args.params:
+        parser.error("--set random_state would give every seed of --seeds the same model")
+    args.data = args.data or list(DEFAULT_ROOTS)
+    for root in args.data:
+        if not root.is_dir():
+            parser.exit(2, f"no data at {root}: pass --data\n")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.table:
+        print(fold_table(json.loads(args.table.read_text())))
+        return 0
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from idcclf._io import atomic_write_text
+
+    use_augmentation(args.augmentation)
+    try:
+        X, y, groups = load_roots(args.data)
+    except ValueError as exc:
+        print(f"cv_accuracy: {exc}", file=sys.stderr)
+        return 2
+    if args.fraction < 1:
+        keep = subsample(y, groups, args.fraction)
+        X, y, groups = X[keep], y[keep], groups[keep]
+    print(
+        f"{len(y)} patches, {len(np.unique(groups))} patients, {y.mean():.1%} IDC; "
+        f"{args.folds} folds by patient, {args.epochs} epochs, {os.cpu_count()} CPUs; "
+        f"recipe {args.recipe}, parameters {args.params}, {args.augmentation} augmentation",
+        flush=True,
+    )
+    record = {
+        "command": " ".join(["python", "benchmarks/cv_accuracy.py", *sys.argv[1:]]),
+        "data": [str(root) for root in args.data],
+        "recipe": args.recipe,
+        "epochs": args.epochs,
+        "params": args.params,
+        "n_patches": int(len(y)),
+        "n_patients": int(len(np.unique(groups))),
+        "fraction": args.fraction,
+        "train_patients": args.train_patients,
+        "augmentation": args.augmentation,
+        "seeds": args.seeds,
+        "folds": [],
+    }
+    splitter = StratifiedGroupKFold(n_splits=args.folds, shuffle=True, random_state=0)
+    for k, (train, test) in enumerate(splitter.split(X, y, groups), start=1):
+        if args.max_folds is not None and k > args.max_folds:
+            break
+        report = run_fold(k, train, test, X, y, groups, args, args.params)
+        record["folds"].append(report)
+        record["summary"] = summarize(record["folds"])
+        atomic_write_text(args.out, json.dumps(record, indent=2))
+        print(
+            f"fold {k}: "
+            + ", ".join(f"{m} {report[m]:.3f}" for m in METRICS)
+            + f"; {report['seconds']:.0f} s wall, {report['n_train_patients']} training "
+            f"patients; test patients {' '.join(report['test_patients'])}",
+            flush=True,
+        )
+    for m, stats in record["summary"].items():
+        print(f"{m:<42} {stats['mean']:.3f} +/- {stats['std']:.3f}")
     return 0
 
 

@@ -1,6 +1,7 @@
 """benchmarks/cv_accuracy.py, run on the bundled sample with a tiny budget."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,13 +11,19 @@ import pytest
 from idcclf.datasets import sample_path
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "cv_accuracy.py"
+TINY = ["--set", "filters=(4, 8, 8)", "--set", "dense_units=8"]
 
 
-def run_script(tmp_path, *args):
+def sample_patients():
+    return sorted(d.name for d in sample_path().iterdir() if d.is_dir())
+
+
+def run_script(tmp_path, *args, data=None):
     out = tmp_path / "cv.json"
+    data = data or [sample_path()]
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--data", str(sample_path()), "--folds", "2"]
-        + ["--epochs", "1", "--fraction", "0.3", "--out", str(out), *args],
+        [sys.executable, str(SCRIPT), *(a for root in data for a in ("--data", str(root)))]
+        + ["--folds", "2", "--epochs", "1", "--fraction", "0.3", "--out", str(out), *args],
         capture_output=True,
         text=True,
         timeout=600,
@@ -28,20 +35,22 @@ def run_script(tmp_path, *args):
 @pytest.mark.parametrize("seeds", [1, 2])
 def test_folds_are_patient_disjoint_and_summarized(tmp_path, seeds):
     result, stdout = run_script(tmp_path, "--seeds", str(seeds), "--set", "batch_size=64")
-    assert result["seeds"] == seeds and result["params"] == {"batch_size": 64}
+    assert result["seeds"] == seeds
+    assert result["params"] == {"class_weight": "balanced", "batch_size": 64}
     folds = result["folds"]
-    assert len(folds) == 2
+    assert [f["fold"] for f in folds] == [1, 2]
     # Every patient is tested exactly once, so no patient trains the model that scores it.
     tested = [p for fold in folds for p in fold["test_patients"]]
-    assert (
-        len(tested) == len(set(tested)) == len([d for d in sample_path().iterdir() if d.is_dir()])
-    )
+    assert sorted(tested) == sample_patients()
     for fold in folds:
         assert 0.0 <= fold["balanced_accuracy"] <= 1.0
+        assert 0.0 <= fold["pr_auc"] <= 1.0
         assert sum(map(sum, fold["confusion_matrix"])) == fold["n_samples"]
+        assert fold["seconds"] > 0
     summary = result["summary"]
     mean = sum(f["roc_auc"] for f in folds) / 2
     assert summary["roc_auc"]["mean"] == pytest.approx(mean)
+    assert {"pr_auc", "sensitivity", "specificity", "f1"} <= set(summary)
     assert "roc_auc_with_tta" in summary
     # A seed ensemble reports its first model beside it and no validation threshold,
     # since each of its models held out other validation patients.
@@ -50,7 +59,56 @@ def test_folds_are_patient_disjoint_and_summarized(tmp_path, seeds):
     if seeds > 1:
         # Models of other seeds differ, so their mean ranks patches unlike the first alone.
         assert any(f["roc_auc_first_model"] != f["roc_auc"] for f in folds)
-    assert "fold 2:" in stdout
+    assert "fold 2:" in stdout and "s wall" in stdout
+    table = subprocess.run(
+        [sys.executable, str(SCRIPT), "--table", str(tmp_path / "cv.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert table.returncode == 0, table.stderr[-2000:]
+    bac = summary["balanced_accuracy"]
+    assert f"| mean ± std | | | {bac['mean']:.3f} ± {bac['std']:.3f} |" in table.stdout
+    assert table.stdout.count("\n| 1 | ") == 1
+
+
+def test_two_roots_tutorial_recipe_and_training_subset(tmp_path):
+    # The sample's patients split over two roots load as one data set.
+    patients = sample_patients()
+    roots = [tmp_path / "a", tmp_path / "b"]
+    for i, patient in enumerate(patients):
+        shutil.copytree(sample_path() / patient, roots[i % 2] / patient)
+    result, _ = run_script(
+        tmp_path,
+        "--recipe",
+        "tutorial",
+        "--train-patients",
+        "3",
+        "--max-folds",
+        "1",
+        "--no-tta",
+        *TINY,
+        data=roots,
+    )
+    assert result["n_patients"] == len(patients)
+    assert result["augmentation"] == "layers"
+    assert result["params"]["recalibrate_batch_norm"] is False
+    assert result["params"]["optimizer"] == "adagrad"
+    (fold,) = result["folds"]
+    assert fold["n_train_patients"] == 3
+    assert fold["n_train_patches"] < result["n_patches"] - fold["n_samples"]
+    assert "roc_auc_with_tta" not in fold
+
+
+def test_colliding_patient_ids_are_refused(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--data", str(sample_path()), "--data", str(sample_path())],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2
+    assert f"patient {sample_patients()[0]} is in both" in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -58,9 +116,12 @@ def test_folds_are_patient_disjoint_and_summarized(tmp_path, seeds):
     [
         (["--seeds", "0"], "--seeds must be at least 1, got 0"),
         (["--seeds", "2", "--set", "random_state=3"], "same model"),
+        (["--train-patients", "1"], "--train-patients must be at least 2"),
+        (["--set", "epochs"], "--set needs NAME=VALUE"),
+        (["--data", "/nonexistent/idc"], "no data at /nonexistent/idc"),
     ],
 )
-def test_bad_seed_options_are_named(args, message):
+def test_bad_options_are_named(args, message):
     done = subprocess.run(
         [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=60
     )

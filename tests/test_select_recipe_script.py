@@ -1,0 +1,76 @@
+"""benchmarks/select_recipe.py, run on the bundled sample with a tiny budget."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from idcclf.datasets import sample_path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+SCRIPT = BENCHMARKS / "select_recipe.py"
+
+
+def run_script(*args):
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--data", str(sample_path()), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_recipes_share_fixed_validation_patients(tmp_path):
+    out = tmp_path / "select.json"
+    tiny = "filters=(4, 8, 8), dense_units=8"
+    args = ["--val-patients", "3", "--fraction", "0.3", "--epochs", "1", "--out", str(out)]
+    done = run_script(
+        *args, "--recipe", f"tiny: {tiny}", "--recipe", f"tiny_adam: {tiny}, optimizer='adam'"
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = json.loads(out.read_text())
+    assert [r["name"] for r in runs] == ["tiny", "tiny_adam"]
+    assert runs[0]["params"]["class_weight"] == "balanced"
+    assert runs[0]["params"]["filters"] == [4, 8, 8]
+    assert runs[1]["params"]["optimizer"] == "adam"
+    held = runs[0]["validation_patients"]
+    assert held == runs[1]["validation_patients"]
+    patients = sorted(d.name for d in sample_path().iterdir() if d.is_dir())
+    assert set(held) < set(patients)
+    for run in runs:
+        for key in ("balanced_accuracy", "roc_auc", "f1", "bac_val_threshold", "bac_tta"):
+            assert 0.0 <= run[key] <= 1.0
+        assert run["fit_seconds"] > 0
+    assert " ".join(held) in done.stdout
+    # A second invocation appends to the same file with the same validation patients.
+    done = run_script(*args, "--recipe", f"again: {tiny}", "--seed", "1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = json.loads(out.read_text())
+    assert len(runs) == 3 and runs[2]["seed"] == 1 and runs[2]["validation_patients"] == held
+    done = run_script("--out", str(out), "--table")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"| tiny_adam | 0 | {runs[1]['balanced_accuracy']:.3f} | – |" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "recipe, message",
+    [("no_colon", "a recipe is 'NAME: k=v, ...'"), ("x: 3", "give parameters as k=v")],
+)
+def test_bad_recipes_are_named(recipe, message):
+    done = run_script("--recipe", recipe)
+    assert done.returncode == 2
+    assert message in done.stderr
+
+
+def test_parse_recipe_reads_literals():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from select_recipe import parse_recipe
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    assert parse_recipe("wide: filters=(48, 96, 192), class_weight=None") == (
+        "wide",
+        {"filters": (48, 96, 192), "class_weight": None},
+    )
