@@ -15,17 +15,13 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from .._format import plural
 from ._errors import CLIError, library_errors, one_line
 
 __all__ = ["CLIError", "library_errors", "one_line"]
 
 #: Folders written by ``idcclf split``; training/ and testing/ mark its output.
 SPLIT_PARTS = ("training", "validation", "testing")
-
-
-def plural(n: int, word: str, words: str | None = None) -> str:
-    """``"1 patient"``, ``"2 patients"``."""
-    return f"{n} {word if n == 1 else (words or word + 's')}"
 
 
 # ----------------------------------------------------------------------------- data

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
+from .._format import format_value, plural
 from ._common import (
     add_data_arguments,
     add_test_time_augmentation,
@@ -15,7 +15,6 @@ from ._common import (
     check_threshold,
     load_data,
     load_model,
-    plural,
     predict_idc,
     use_test_time_augmentation,
 )
@@ -139,7 +138,6 @@ def print_headline(report: dict) -> None:
     from ..metrics import HEADLINE
 
     for name in HEADLINE:
-        value = report[name]
-        print(f"  {name:<18} {'n/a' if math.isnan(value) else f'{value:.4f}'}")
+        print(f"  {name:<18} {format_value(report[name], 4)}")
     (tn, fp), (fn, tp) = report["confusion_matrix"]
     print(f"  confusion matrix   TN {tn}  FP {fp}  FN {fn}  TP {tp}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .._format import format_value, plural
 from ._common import (
     CLIError,
     add_skip_bad_files,
@@ -14,7 +15,6 @@ from ._common import (
     check_threshold,
     load_data,
     load_model_or_pretrained,
-    plural,
     predict_idc,
     use_test_time_augmentation,
 )
@@ -104,11 +104,8 @@ def run(args: argparse.Namespace) -> int:
         f"patient {patient}: {plural(row['n_patches'], 'patch', 'patches')}, "
         f"{row['n_idc_true']} IDC, {row['n_idc_pred']} predicted IDC (threshold "
         f"{args.threshold:g}), mean probability {row['mean_proba']:.3f}, "
-        f"sensitivity {_maybe(row['sensitivity'])}, specificity {_maybe(row['specificity'])}"
+        f"sensitivity {format_value(row['sensitivity'])}, "
+        f"specificity {format_value(row['specificity'])}"
     )
     print(f"saved {out}")
     return 0
-
-
-def _maybe(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .._format import plural
 from ._common import (
     CLIError,
     add_skip_bad_files,
@@ -13,7 +14,6 @@ from ._common import (
     add_threshold,
     check_threshold,
     load_model_or_pretrained,
-    plural,
     predict_idc,
     read_png_files,
     split_model_argument,

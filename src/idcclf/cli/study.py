@@ -6,12 +6,12 @@ import argparse
 import time
 from pathlib import Path
 
+from .._format import plural
 from ._common import (
     CLIError,
     add_data_arguments,
     library_errors,
     load_data,
-    plural,
     quiet_tensorflow_start,
     require_both_classes,
 )

@@ -11,10 +11,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from .._format import plural
 from ._common import (
     add_data_arguments,
     library_errors,
-    plural,
     predict_idc,
     quiet_tensorflow_start,
 )
