@@ -115,13 +115,28 @@ def test_overwrite_replaces_the_earlier_run(tree, tmp_path, capsys):
     (out / "notes.txt").write_text("mine")
     argv = ["train", "--data", str(tree), "--out", str(out), "--epochs", "1", "--quiet"]
     assert main([*argv, "--overwrite"]) == 0
-    assert json.loads((out / "metrics.json").read_text())["interrupted"] is False
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["interrupted"] is False and metrics["best_epoch"] is None
     assert sorted(p.name for p in out.iterdir()) == [
         "metrics.json",
         "model.joblib",
         "notes.txt",
         "training_curves.png",
     ]
+
+
+@pytest.mark.usefixtures("small_network")
+def test_early_stopping_says_which_epoch_it_kept(tree, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(tree), "--out", str(out), "--epochs", "3", "--quiet"]
+    assert main([*argv, "--early-stopping"]) == 0
+    stdout = capsys.readouterr().out
+    model = joblib.load(out / "model.joblib")
+    metrics = json.loads((out / "metrics.json").read_text())
+    val_loss = model.history_["val_loss"]
+    assert metrics["best_epoch"] == model.best_epoch_ == val_loss.index(min(val_loss)) + 1
+    run = len(val_loss)
+    assert f"the model keeps the weights of epoch {model.best_epoch_} of {run} run" in stdout
 
 
 @pytest.mark.usefixtures("small_network")

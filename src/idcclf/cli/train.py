@@ -123,11 +123,19 @@ def run(args: argparse.Namespace) -> int:
     clf = make_classifier(args, plan.validation_fraction)
     interrupted = fit(clf, plan, args)
     check_validation_patients(clf, plan)
-    report = score(clf, plan, args)
     epochs_done = len(clf.history_.get("loss", []))
+    best_epoch = getattr(clf, "best_epoch_", None)
+    if args.early_stopping and best_epoch is not None and not interrupted:
+        print(
+            f"early stopping: the model keeps the weights of epoch {best_epoch} of "
+            f"{epochs_done} run (lowest validation loss)",
+            flush=True,
+        )
+    report = score(clf, plan, args)
     facts = {
         "interrupted": interrupted,
         "epochs_completed": epochs_done,
+        "best_epoch": best_epoch,
         "validation_patients": [] if plan.validation is None else plan.validation.patients,
         "test_patients": plan.test.patients,
     }
