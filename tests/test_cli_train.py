@@ -40,6 +40,13 @@ def test_train_prints_only_its_own_lines(tree, tmp_path):
         assert "validation accuracy measures one patient's patches and can stay flat" in before
     model = joblib.load(out / "model.joblib")
     assert sorted(map(str, model.validation_groups_)) == sorted(patients)
+    # Every patient is in one part, and the model knows which it was fitted on.
+    metrics = json.loads((out / "metrics.json").read_text())
+    parts = ("training_patients", "validation_patients", "test_patients")
+    assert sorted(sum((metrics[part] for part in parts), [])) == sorted(PATIENTS)
+    assert metrics["validation_patients"] == sorted(patients)
+    assert metrics["training_patients"] == sorted(map(str, model.training_groups_))
+    assert metrics["training_patients_in_test"] == []
     # After the last epoch: what it is doing, in order.
     after = "\n".join(lines[first_epoch + 1 :])
     steps = [
@@ -158,6 +165,7 @@ def test_split_output_is_used_as_given(tree, tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_patients"] == given["testing"]
     assert metrics["validation_patients"] == given["validation"]
+    assert metrics["training_patients"] == given["training"]
     assert metrics["validation"]["n_samples"] == len(list((dst / "validation").glob("*/*.png")))
     model = joblib.load(out / "model.joblib")
     assert model.validation_fraction == 0

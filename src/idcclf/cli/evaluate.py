@@ -19,6 +19,7 @@ from ._common import (
     use_test_time_augmentation,
 )
 from ._output import RunOutput, add_overwrite
+from ._patients import checked_report, model_patients, warn_if_unknown
 
 DEFAULT_OUT = Path("idcclf-eval")
 #: Everything evaluate writes into --out.
@@ -82,10 +83,11 @@ def run(args: argparse.Namespace) -> int:
     model = use_test_time_augmentation(load_model(args.model), args)
     proba = predict_idc(model, data.data, args.model)
 
-    from ..metrics import evaluation_report
     from ..slides import patient_table
 
-    report = evaluation_report(data.target, proba, threshold=args.threshold)
+    patients = model_patients(model, args.model)
+    warn_if_unknown(patients, "the patients evaluated are new to it")
+    report = checked_report(data.target, proba, data.groups, patients, threshold=args.threshold)
     rows = patient_table(data.groups, data.target, proba, threshold=args.threshold)
     with output:
         write_outputs(output, args, data, proba, report, rows, source)
@@ -108,8 +110,8 @@ def write_outputs(output: RunOutput, args, data, proba, report, rows, source: st
     atomic_write_text(output / "metrics.json", report_to_json({**report, **facts}))
     atomic_write_text(
         output / "report.txt",
-        f"model: {args.model}\ndata: {source}\n\n{format_report(report)}\n"
-        f"per patient:\n\n{to_markdown(rows)}",
+        f"model: {args.model}\ndata: {source}\n{_overlap_text(report)}\n"
+        f"{format_report(report)}\nper patient:\n\n{to_markdown(rows)}",
     )
     plot_confusion_matrix(report, output / "confusion_matrix.png")
     if 0 < y.sum() < len(y):
@@ -134,10 +136,39 @@ def write_outputs(output: RunOutput, args, data, proba, report, rows, source: st
             )
 
 
+def _overlap_text(report: dict) -> str:
+    """What report.txt says of the patients the model was trained on."""
+    shared = report["training_patients_in_test"]
+    if shared is None:
+        return "patients the model was trained on: not recorded with the model (unchecked)\n"
+    if not shared:
+        return "patients the model was trained on: none of them is evaluated here\n"
+    text = (
+        f"evaluated patients the model was trained on (training or validation): "
+        f"{' '.join(shared)}\nthe figures below include them; "
+    )
+    clean = report["without_training_patients"]
+    if clean is None:
+        return text + "no patient is left without them\n"
+    from ..metrics import format_report
+
+    return (
+        f"{text}without them ({plural(clean['n_patients'], 'patient')}, "
+        f"{plural(clean['n_samples'], 'patch', 'patches')}):\n\n{format_report(clean)}\n"
+    )
+
+
 def print_headline(report: dict) -> None:
+    """The headline figures; beside them, those without the model's training patients."""
     from ..metrics import HEADLINE
 
+    clean = report.get("without_training_patients")
+    if clean is not None:
+        print(f"  {'':<18} {'all':<8} without the patients the model was trained on")
     for name in HEADLINE:
-        print(f"  {name:<18} {format_value(report[name], 4)}")
+        line = f"  {name:<18} {format_value(report[name], 4)}"
+        if clean is not None:
+            line = f"{line:<29} {format_value(clean[name], 4)}"
+        print(line)
     (tn, fp), (fn, tp) = report["confusion_matrix"]
     print(f"  confusion matrix   TN {tn}  FP {fp}  FN {fn}  TP {tp}")

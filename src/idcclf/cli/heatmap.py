@@ -19,6 +19,7 @@ from ._common import (
     use_test_time_augmentation,
 )
 from ._output import RunOutput, add_overwrite
+from ._patients import check_one_patient, model_patients
 
 
 def add_parser(subparsers) -> None:
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         args, [patient_dir.resolve().parent], patients=[patient], cache=False, announce=False
     )
     model = use_test_time_augmentation(load_model_or_pretrained(model_path), args)
+    check_one_patient(patient, model_patients(model, model_path))
     proba = predict_idc(model, data.data, model_path or "pretrained model")
 
     from ..slides import patient_table, plot_heatmap

@@ -11,6 +11,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from .._format import plural
 from ._common import (
     add_data_arguments,
@@ -19,6 +21,7 @@ from ._common import (
     quiet_tensorflow_start,
 )
 from ._output import RunOutput, add_overwrite
+from ._patients import ModelPatients, checked_report
 from ._train_parts import (
     DEFAULT_TEST_SIZE,
     DEFAULT_VAL_SIZE,
@@ -122,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     )
     clf = make_classifier(args, plan.validation_fraction)
     interrupted = fit(clf, plan, args)
-    check_validation_patients(clf, plan)
+    patients = fitted_patients(clf, plan)
     epochs_done = len(clf.history_.get("loss", []))
     best_epoch = getattr(clf, "best_epoch_", None)
     if args.early_stopping and best_epoch is not None and not interrupted:
@@ -131,12 +134,13 @@ def run(args: argparse.Namespace) -> int:
             f"{epochs_done} run (lowest validation loss)",
             flush=True,
         )
-    report = score(clf, plan, args)
+    report = score(clf, plan, args, patients)
     facts = {
         "interrupted": interrupted,
         "epochs_completed": epochs_done,
         "best_epoch": best_epoch,
-        "validation_patients": [] if plan.validation is None else plan.validation.patients,
+        "training_patients": patients.training,
+        "validation_patients": validation_patients(plan, patients),
         "test_patients": plan.test.patients,
     }
     save(output, clf, {**report, **facts}, plan.source)
@@ -230,18 +234,36 @@ def _after_the_last_epoch(clf, ctrl_c: list) -> Iterator[None]:
         watcher.join()
 
 
-def check_validation_patients(clf, plan: Plan) -> None:
-    """Say so if the estimator held out other validation patients than announced."""
-    if plan.validation is None or plan.given:
-        return
-    held = sorted(map(str, clf.validation_groups_ if clf.validation_groups_ is not None else []))
-    if held != plan.validation.patients:
-        print(f"note: validation patients were {' '.join(held) or 'none'} after all")
+def fitted_patients(clf, plan: Plan) -> ModelPatients:
+    """The patients the model was fitted on, also kept on the model for ``evaluate``.
+
+    Says so if the estimator held out other validation patients than announced.
+    """
+    held = clf.validation_groups_
+    validation = [] if held is None else sorted(map(str, held))
+    if plan.validation is not None and not plan.given and validation != plan.validation.patients:
+        print(f"note: validation patients were {' '.join(validation) or 'none'} after all")
+    training = getattr(clf, "training_groups_", None)
+    if training is None:
+        # An estimator that does not record them trained on the fit part less validation.
+        training = np.setdiff1d(np.unique(plan.fit.groups.astype(str)), validation)
+        clf.training_groups_ = training
+    return ModelPatients("the trained model", sorted(map(str, training)), validation)
 
 
-def score(clf, plan: Plan, args: argparse.Namespace) -> dict:
-    """Print and return the test report (and the given validation part's, if any)."""
-    from ..metrics import evaluation_report, format_report
+def validation_patients(plan: Plan, patients: ModelPatients) -> list[str]:
+    """The given validation part's patients, or those the estimator held out."""
+    if plan.given:
+        return [] if plan.validation is None else plan.validation.patients
+    return patients.validation
+
+
+def score(clf, plan: Plan, args: argparse.Namespace, patients: ModelPatients) -> dict:
+    """Print and return the test report (and the given validation part's, if any).
+
+    Each part is checked against the patients the model was fitted on.
+    """
+    from ..metrics import format_report
 
     parts = [("test", plan.test)]
     if plan.given and plan.validation is not None:
@@ -258,7 +280,7 @@ def score(clf, plan: Plan, args: argparse.Namespace) -> dict:
             "the trained model",
             f"training diverged; lower --learning-rate (now {args.learning_rate:g})",
         )
-        reports[name] = evaluation_report(part.y, proba)
+        reports[name] = checked_report(part.y, proba, part.groups, patients, threshold=0.5)
     for name, report in reports.items():
         print(f"\n{name} patients ({plural(report['n_samples'], 'patch', 'patches')}):")
         print(format_report(report))
