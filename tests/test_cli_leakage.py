@@ -78,6 +78,12 @@ def test_evaluate_warns_in_one_line_and_reports_figures_without_them(fitted, tmp
     assert f"the model was trained on (training or validation): {' '.join(shared)}" in report
     assert f"without them (2 patients, {len(new.target)} patches)" in report
     assert "without the patients the model was trained on" in result.stdout
+    # Few patients: intervals by patient, of all of them and of the new ones.
+    assert metrics["patient_bootstrap"]["n_patients"] == 4
+    assert clean["patient_bootstrap"]["n_patients"] == 2
+    for scored, n_patients in (("evaluated", 4), ("without those trained on", 2)):
+        assert f"{scored}: {n_patients} patients; 95% confidence interval" in result.stdout
+    assert "95% confidence interval by resampling" in report
 
 
 def test_new_patients_raise_no_warning(fitted, tmp_path, capsys):

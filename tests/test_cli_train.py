@@ -147,6 +147,51 @@ def test_early_stopping_says_which_epoch_it_kept(tree, tmp_path, capsys):
 
 
 @pytest.mark.usefixtures("small_network")
+def test_few_test_patients_get_intervals_by_patient(tree, tmp_path, capsys):
+    from idcclf import load_idc
+    from idcclf.metrics import patient_bootstrap
+
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(tree), "--out", str(out), "--epochs", "1", "--quiet"]
+    assert main([*argv, "--test-size", "0.4"]) == 0
+    stdout = capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    intervals = metrics["patient_bootstrap"]
+    assert intervals["n_patients"] == len(metrics["test_patients"]) >= 2
+    test = load_idc(tree, patients=metrics["test_patients"], cache=False)
+    proba = joblib.load(out / "model.joblib").predict_proba(test.data)[:, 1]
+    metric_names = ("balanced_accuracy", "roc_auc")
+    expected = patient_bootstrap(test.target, proba, test.groups, metrics=metric_names)
+    shown = []
+    for name in metric_names:
+        for bound in ("estimate", "low", "high"):
+            assert intervals[name][bound] == pytest.approx(expected[name][bound], abs=1e-6)
+        low, high = intervals[name]["low"], intervals[name]["high"]
+        assert low <= intervals[name]["estimate"] <= high
+        shown.append(f"{intervals[name]['estimate']:.3f} [{low:.3f}, {high:.3f}]")
+    assert (
+        f"test: {intervals['n_patients']} patients; 95% confidence interval by resampling the "
+        f"patients (1000 resamples): balanced accuracy {shown[0]}, ROC AUC {shown[1]}"
+    ) in stdout
+
+
+def test_intervals_are_printed_below_ten_patients_only(capsys):
+    from idcclf.cli._patients import print_intervals
+
+    figure = {"estimate": 0.8, "low": 0.7, "high": float("nan")}
+    intervals = {"balanced_accuracy": figure, "roc_auc": figure, "n_resamples": 1000}
+    for n_patients in (9, 10):
+        intervals.update(n_patients=n_patients, confidence=0.95)
+        print_intervals({"patient_bootstrap": intervals}, "test")
+        printed = capsys.readouterr().out
+        if n_patients == 9:
+            assert printed.startswith("test: 9 patients; 95% confidence interval")
+            assert "balanced accuracy 0.800 [0.700, n/a], ROC AUC 0.800" in printed
+        else:
+            assert printed == ""
+
+
+@pytest.mark.usefixtures("small_network")
 def test_split_output_is_used_as_given(tree, tmp_path, capsys):
     dst = tmp_path / "dst"
     assert main(["split", str(tree), str(dst), "--train", "0.6", "--val", "0.2"]) == 0

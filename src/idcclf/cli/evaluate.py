@@ -19,7 +19,14 @@ from ._common import (
     use_test_time_augmentation,
 )
 from ._output import RunOutput, add_overwrite
-from ._patients import checked_report, model_patients, warn_if_unknown
+from ._patients import (
+    checked_report,
+    interval_line,
+    model_patients,
+    print_intervals,
+    warn_if_unknown,
+    with_intervals,
+)
 
 DEFAULT_OUT = Path("idcclf-eval")
 #: Everything evaluate writes into --out.
@@ -88,11 +95,15 @@ def run(args: argparse.Namespace) -> int:
     patients = model_patients(model, args.model)
     warn_if_unknown(patients, "the patients evaluated are new to it")
     report = checked_report(data.target, proba, data.groups, patients, threshold=args.threshold)
+    with_intervals(report, data.target, proba, data.groups)
     rows = patient_table(data.groups, data.target, proba, threshold=args.threshold)
     with output:
         write_outputs(output, args, data, proba, report, rows, source)
     print(f"\n{plural(len(proba), 'patch', 'patches')}, threshold {args.threshold:g}:")
     print_headline(report)
+    print_intervals(report, "evaluated")
+    if report.get("without_training_patients"):
+        print_intervals(report["without_training_patients"], "without those trained on")
     print(f"\nsaved in {args.out}: {', '.join(path.name for path in output.written())}")
     print(f"done in {time.perf_counter() - started:.0f} s")
     return 0
@@ -111,7 +122,8 @@ def write_outputs(output: RunOutput, args, data, proba, report, rows, source: st
     atomic_write_text(
         output / "report.txt",
         f"model: {args.model}\ndata: {source}\n{_overlap_text(report)}\n"
-        f"{format_report(report)}\nper patient:\n\n{to_markdown(rows)}",
+        f"{format_report(report)}\n{interval_line(report['patient_bootstrap'])}\n\n"
+        f"per patient:\n\n{to_markdown(rows)}",
     )
     plot_confusion_matrix(report, output / "confusion_matrix.png")
     if 0 < y.sum() < len(y):
@@ -155,6 +167,7 @@ def _overlap_text(report: dict) -> str:
     return (
         f"{text}without them ({plural(clean['n_patients'], 'patient')}, "
         f"{plural(clean['n_samples'], 'patch', 'patches')}):\n\n{format_report(clean)}\n"
+        f"{interval_line(clean['patient_bootstrap'])}\n"
     )
 
 

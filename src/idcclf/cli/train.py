@@ -21,7 +21,7 @@ from ._common import (
     quiet_tensorflow_start,
 )
 from ._output import RunOutput, add_overwrite
-from ._patients import ModelPatients, checked_report
+from ._patients import ModelPatients, checked_report, print_intervals, with_intervals
 from ._train_parts import (
     DEFAULT_TEST_SIZE,
     DEFAULT_VAL_SIZE,
@@ -281,9 +281,12 @@ def score(clf, plan: Plan, args: argparse.Namespace, patients: ModelPatients) ->
             f"training diverged; lower --learning-rate (now {args.learning_rate:g})",
         )
         reports[name] = checked_report(part.y, proba, part.groups, patients, threshold=0.5)
+        if name == "test":
+            with_intervals(reports[name], part.y, proba, part.groups)
     for name, report in reports.items():
         print(f"\n{name} patients ({plural(report['n_samples'], 'patch', 'patches')}):")
         print(format_report(report))
+    print_intervals(reports["test"], "test")
     test = reports.pop("test")
     return {**test, **({"validation": reports["validation"]} if reports else {})}
 
