@@ -76,7 +76,7 @@ def test_evaluate_warns_in_one_line_and_reports_figures_without_them(fitted, tmp
     assert metrics["n_samples"] > clean["n_samples"]
     report = (out / "report.txt").read_text()
     assert f"the model was trained on (training or validation): {' '.join(shared)}" in report
-    assert f"without them (2 patients, {len(new.target)} patches)" in report
+    assert f"model was trained on (2 patients, {len(new.target)} patches):" in report
     assert "without the patients the model was trained on" in result.stdout
     # Few patients: intervals by patient, of all of them and of the new ones.
     assert metrics["patient_bootstrap"]["n_patients"] == 4

@@ -112,19 +112,14 @@ def run(args: argparse.Namespace) -> int:
 def write_outputs(output: RunOutput, args, data, proba, report, rows, source: str) -> None:
     """Write the report, plots, per-patient tables and (with --heatmaps) heatmaps."""
     from .._io import atomic_write_text
-    from ..metrics import format_report, report_to_json
+    from ..metrics import report_to_json
     from ..plots import plot_confusion_matrix, plot_pr_curve, plot_roc_curve
     from ..slides import plot_heatmap, to_csv, to_markdown
 
     y, threshold = data.target, args.threshold
     facts = {"model": str(args.model), "data": source, "n_patients": len(rows)}
     atomic_write_text(output / "metrics.json", report_to_json({**report, **facts}))
-    atomic_write_text(
-        output / "report.txt",
-        f"model: {args.model}\ndata: {source}\n{_overlap_text(report)}\n"
-        f"{format_report(report)}\n{interval_line(report['patient_bootstrap'])}\n\n"
-        f"per patient:\n\n{to_markdown(rows)}",
-    )
+    atomic_write_text(output / "report.txt", report_text(args, source, report, rows))
     plot_confusion_matrix(report, output / "confusion_matrix.png")
     if 0 < y.sum() < len(y):
         plot_roc_curve(y, proba, output / "roc_curve.png", threshold=threshold)
@@ -148,26 +143,39 @@ def write_outputs(output: RunOutput, args, data, proba, report, rows, source: st
             )
 
 
-def _overlap_text(report: dict) -> str:
+def report_text(args, source: str, report: dict, rows: list[dict]) -> str:
+    """report.txt: the report, its intervals, the check of the model's training patients
+    (and the report without them) and the per-patient table."""
+    from ..metrics import format_report
+    from ..slides import to_markdown
+
+    parts = [
+        f"model: {args.model}\ndata: {source}\n{_overlap_line(report)}\n",
+        f"{format_report(report)}\n{interval_line(report['patient_bootstrap'])}\n",
+    ]
+    clean = report.get("without_training_patients")
+    if clean is not None:
+        parts.append(
+            f"without the patients the model was trained on "
+            f"({plural(clean['n_patients'], 'patient')}, "
+            f"{plural(clean['n_samples'], 'patch', 'patches')}):\n\n{format_report(clean)}\n"
+            f"{interval_line(clean['patient_bootstrap'])}\n"
+        )
+    parts.append(f"per patient:\n\n{to_markdown(rows)}")
+    return "\n".join(parts)
+
+
+def _overlap_line(report: dict) -> str:
     """What report.txt says of the patients the model was trained on."""
     shared = report["training_patients_in_test"]
     if shared is None:
-        return "patients the model was trained on: not recorded with the model (unchecked)\n"
+        return "patients the model was trained on: not recorded with the model (unchecked)"
     if not shared:
-        return "patients the model was trained on: none of them is evaluated here\n"
-    text = (
-        f"evaluated patients the model was trained on (training or validation): "
-        f"{' '.join(shared)}\nthe figures below include them; "
-    )
-    clean = report["without_training_patients"]
-    if clean is None:
-        return text + "no patient is left without them\n"
-    from ..metrics import format_report
-
+        return "patients the model was trained on: none of them is evaluated here"
+    left = "" if report["without_training_patients"] else "; no patient is left without them"
     return (
-        f"{text}without them ({plural(clean['n_patients'], 'patient')}, "
-        f"{plural(clean['n_samples'], 'patch', 'patches')}):\n\n{format_report(clean)}\n"
-        f"{interval_line(clean['patient_bootstrap'])}\n"
+        "evaluated patients the model was trained on (training or validation): "
+        f"{' '.join(shared)}; the figures below include them{left}"
     )
 
 
