@@ -52,7 +52,9 @@ def add_parser(subparsers) -> None:
         "accuracy, sensitivity, specificity, precision, F1, ROC and PR AUC, confusion "
         "matrix), confusion_matrix.png, roc_curve.png, pr_curve.png, and patients.csv and "
         "patients.md (one row per patient). Evaluate on patients the model was not trained "
-        "on: 'idcclf train' prints which patients it held out for its test.",
+        "on: 'idcclf train' prints which patients it held out for its test; a warning "
+        "names the evaluated patients the model was trained or validated on, and the "
+        "figures without them are reported beside the others.",
     )
     parser.add_argument(
         "model", type=Path, metavar="MODEL", help="model file written by 'idcclf train' (joblib)"

@@ -30,7 +30,8 @@ def add_parser(subparsers) -> None:
         "<patient>/1/*.png) with a model saved by 'idcclf train', place the patches at the "
         "x, y coordinates in their file names, and draw side by side the rebuilt tissue, "
         "the predicted IDC probability map and the ground-truth IDC map as a PNG. Without "
-        "MODEL, the pretrained CancerNet bundled with idcclf is used.",
+        "MODEL, the pretrained CancerNet bundled with idcclf is used. A warning says so when "
+        "the patient is one the model was trained or validated on.",
         usage="idcclf heatmap [-h] [--out FILE.png] [--overwrite] [--threshold T] "
         "[--skip-bad-files] [--tta] [MODEL] PATIENT_DIR",
     )
