@@ -138,6 +138,8 @@ def main() -> int:
     from sklearn.utils import compute_sample_weight
 
     from idcclf import IDCClassifier, build_cancernet, estimator, load_idc
+    from idcclf._ops import recalibrate_batch_norm
+    from idcclf._training import RECALIBRATION_SAMPLES
 
     if args.augmentation == "layers":
         estimator.build_augmentation = functools.partial(estimator.build_augmentation, fused=False)
@@ -162,12 +164,10 @@ def main() -> int:
     )
     # Same sample weights for plain Keras as class_weight="balanced" gives IDCClassifier.
     weights = compute_sample_weight("balanced", y).astype("float32")
-    recal_subset = X[
-        np.sort(rng.choice(n, size=min(n, estimator.RECALIBRATION_SAMPLES), replace=False))
-    ]
+    recal_subset = X[np.sort(rng.choice(n, size=min(n, RECALIBRATION_SAMPLES), replace=False))]
 
     def recalibrated_ba(model) -> float:
-        estimator._recalibrate_batch_norm(model, recal_subset)
+        recalibrate_batch_norm(model, recal_subset)
         return balanced_accuracy(val_y, model.predict(val_x, verbose=0))
 
     def fit_idc(**params):
@@ -252,7 +252,7 @@ def main() -> int:
     # The batch-norm re-estimation that IDCClassifier's default adds, timed on its own.
     noaug = fitted[IDC_NOAUG].model_
     start = time.perf_counter()
-    estimator._recalibrate_batch_norm(noaug, recal_subset)
+    recalibrate_batch_norm(noaug, recal_subset)
     recal_seconds = time.perf_counter() - start
     train_seconds = n * epochs / best[IDC_NOAUG][0]
     print(

@@ -34,7 +34,8 @@ def main() -> int:
         return 2
 
     from idcclf import IDCClassifier, load_idc
-    from idcclf.estimator import RECALIBRATION_SAMPLES, _recalibrate_batch_norm
+    from idcclf._ops import recalibrate_batch_norm
+    from idcclf._training import RECALIBRATION_SAMPLES
     from idcclf.metrics import evaluation_report
 
     bunch = load_idc(args.data, patients=TRAIN + TEST)
@@ -58,7 +59,7 @@ def main() -> int:
     print(f"test patients {' '.join(TEST)}, {test.sum()} patches")
     print(f"running statistics (Keras):  {scores()}")
     subset = X[chosen][:RECALIBRATION_SAMPLES]
-    _recalibrate_batch_norm(clf.model_, subset)
+    recalibrate_batch_norm(clf.model_, subset)
     print(f"re-estimated statistics:     {scores()}")
     return 0
 

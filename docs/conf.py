@@ -61,33 +61,5 @@ def _skip_member(app, what, name, obj, skip, options):
     return True if _METADATA_REQUEST.fullmatch(name) else skip
 
 
-# Known defects of docstrings in src/, each reported for fixing there. The build shows
-# these docstrings as their authors meant them; an entry does nothing once its docstring
-# is fixed, and can then be deleted.
-#   src/idcclf/estimator.py: IDCClassifier's "n_features_in_ : int" attribute sits under
-#   "Notes" instead of "Attributes" (docutils: Unknown target name "n_features_in").
-_MISPLACED_ATTRIBUTES = {"idcclf.estimator.IDCClassifier": "n_features_in_ : int"}
-
-
-def _fix_known_docstrings(app, what, name, obj, options, lines):
-    entry = _MISPLACED_ATTRIBUTES.get(f"{getattr(obj, '__module__', '')}.{name.split('.')[-1]}")
-    if entry is None or entry not in lines or "Attributes" not in lines:
-        return
-    start = lines.index(entry)
-    end = start + 1
-    while end < len(lines) and lines[end].startswith(" "):
-        end += 1
-    if start < lines.index("Attributes"):
-        return  # already under Attributes
-    moved = lines[start:end]
-    del lines[start:end]
-    at = lines.index("Attributes") + 2
-    while at < len(lines) and lines[at].strip():
-        at += 1
-    lines[at:at] = moved
-
-
 def setup(app):
     app.connect("autodoc-skip-member", _skip_member)
-    # Before numpydoc (priority 500) turns the sections into reST.
-    app.connect("autodoc-process-docstring", _fix_known_docstrings, priority=100)

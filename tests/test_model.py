@@ -149,3 +149,22 @@ def test_rescale_is_applied_inside_the_model():
 def test_bad_architecture_names_the_parameter(kwargs, culprit):
     with pytest.raises(ValueError, match=culprit):
         build_cancernet(**kwargs)
+
+
+def test_smoothed_sparse_crossentropy_matches_keras_categorical():
+    from idcclf.model import SparseCategoricalCrossentropy, training_loss
+
+    assert training_loss(0.0) == "sparse_categorical_crossentropy"
+    y = np.array([0, 1, 1, 0])
+    proba = np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4], [0.5, 0.5]], np.float32)
+    one_hot = np.eye(2, dtype=np.float32)[y]
+    for smoothing in (0.0, 0.1, 0.3):
+        loss = training_loss(smoothing) if smoothing else SparseCategoricalCrossentropy(0.0)
+        expected = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)(one_hot, proba)
+        np.testing.assert_allclose(float(loss(y, proba)), float(expected), rtol=1e-6)
+    # smoothing raises the loss of confident right answers
+    assert float(training_loss(0.3)(y[:1], proba[:1])) > float(
+        SparseCategoricalCrossentropy(0.0)(y[:1], proba[:1])
+    )
+    config = keras.losses.serialize(training_loss(0.2))
+    assert keras.losses.deserialize(config).label_smoothing == 0.2

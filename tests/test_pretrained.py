@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from idcclf import IDCClassifier, load_pretrained, load_sample
+from idcclf import load_pretrained, load_sample
 from idcclf.pretrained import CONFIG, PRETRAINED_DIR, WEIGHTS, save_pretrained
 
 
@@ -15,11 +15,9 @@ def sample():
     return bunch.data[::8], bunch.target[::8], bunch.groups[::8]
 
 
-def test_save_and_load_round_trip(tmp_path, sample):
-    X, y, _ = sample
-    clf = IDCClassifier(
-        filters=(4, 8, 8), dense_units=8, epochs=1, random_state=0, validation_fraction=0
-    ).fit(X, y)
+def test_save_and_load_round_trip(tmp_path, tiny_classifier, tiny_sample):
+    X, _, _ = tiny_sample
+    clf = tiny_classifier
     save_pretrained(clf, tmp_path, info={"command": "test"})
     loaded = load_pretrained(tmp_path)
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
@@ -30,6 +28,10 @@ def test_save_and_load_round_trip(tmp_path, sample):
         "input_shape": [50, 50, 3],
     }
     assert loaded.pretrained_info_ == {"command": "test"}
+    assert loaded.history_ == clf.history_ and loaded.best_epoch_ == clf.best_epoch_
+    assert loaded.input_range_ == clf.input_range_
+    for name in ("training_groups_", "validation_groups_"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(clf, name))
     assert not list(tmp_path.glob(".*.tmp")), "temporary files left behind"
 
 

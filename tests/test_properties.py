@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from idcclf import IDCClassifier
+from idcclf._inputs import check_pixel_dtype
 from idcclf.datasets import parse_patch_filename
-from idcclf.estimator import _check_pixel_dtype
 
 FAST = settings(max_examples=150, deadline=None)
 MEDIUM = settings(max_examples=60, deadline=None)
@@ -425,7 +425,7 @@ def test_finite_float64_input_never_comes_out_infinite(shape, n, data):
 def test_non_pixel_dtypes_are_refused_naming_the_dtype(dtype, shape):
     X = np.zeros(shape, dtype=dtype)
     with pytest.raises(ValueError, match=re.escape(f"X has dtype {np.dtype(dtype)}")):
-        _check_pixel_dtype(X)
+        check_pixel_dtype(X)
     clf = IDCClassifier(input_shape=(1, shape[1], 1), rescale=None)
     with pytest.raises(ValueError, match=re.escape(str(np.dtype(dtype)))):
         validate(clf, X, reset=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 DROPOUT_PLACEMENTS = ("after_pool", "before_pool")
 
@@ -122,6 +122,42 @@ def build_cancernet(
     return keras.Model(inputs, outputs, name=name)
 
 
+@keras.saving.register_keras_serializable(package="idcclf")
+class SparseCategoricalCrossentropy(keras.losses.Loss):
+    """Cross-entropy of class-index labels against probabilities, with label smoothing.
+
+    Keras' own sparse cross-entropy has no label smoothing: this one turns each label
+    into its one-hot row, smoothed (``1 - s + s / n`` for the class, ``s / n`` for the
+    others, for ``n`` classes), as ``keras.losses.CategoricalCrossentropy`` does.
+
+    Parameters
+    ----------
+    label_smoothing : float, default=0.0
+        Smoothing ``s`` in [0, 1); 0 gives the plain sparse cross-entropy.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, name: str = "smoothed_crossentropy", **kw):
+        super().__init__(name=name, **kw)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+        one_hot = ops.one_hot(labels, ops.shape(y_pred)[-1], dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(
+            one_hot, y_pred, label_smoothing=self.label_smoothing
+        )
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+def training_loss(label_smoothing: float = 0.0):
+    """The loss CancerNet is compiled with: Keras' sparse cross-entropy, or smoothed."""
+    if not label_smoothing:
+        return "sparse_categorical_crossentropy"
+    return SparseCategoricalCrossentropy(label_smoothing)
+
+
 def _check_architecture(
     input_shape,
     n_classes,
@@ -132,6 +168,7 @@ def _check_architecture(
     dropout_placement,
     dense_units,
 ) -> None:
+    """Refuse an impossible architecture, naming the parameter at fault."""
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise ValueError(
             f"input_shape must be (height, width, channels) with positive sizes, got {input_shape}"

@@ -45,6 +45,8 @@ UNDERSAMPLING_RECIPE = {
     "learning_rate": 1e-4,
     "batch_size": 20,
     "epochs": 20,
+    # The sampler balances the rows; the reference recipe weights nothing.
+    "class_weight": None,
     # The classifier would hold out its validation part from the resampled rows, which
     # carry no patient ids: patients would leak into it. Validate by patient outside
     # instead (patient_cv).
@@ -220,7 +222,7 @@ def make_imbalance_estimator(
     Parameters
     ----------
     route : {'none', 'class_weight', 'undersample', 'oversample'}
-        ``'none'`` trains on the data as it is.
+        ``'none'`` trains on the data as it is, unweighted (``class_weight=None``).
     classifier : IDCClassifier or None, default=None
         The classifier every route uses (cloned); None: ``IDCClassifier`` with the
         undersampling recipe, for all routes alike.
@@ -238,7 +240,7 @@ def make_imbalance_estimator(
     if classifier is None:
         classifier = IDCClassifier(**UNDERSAMPLING_RECIPE, random_state=random_state)
     if route == "none":
-        return clone(classifier)
+        return clone(classifier).set_params(class_weight=None)
     if route == "class_weight":
         return make_class_weight_classifier(classifier)
     make = make_undersampling_pipeline if route == "undersample" else make_oversampling_pipeline

@@ -302,8 +302,8 @@ def plot_study(result, path: str | Path) -> Path:
         The file written.
     """
     from ._format import plural
-    from .studies.registry import METRICS
 
+    metrics = result.metrics
     table = result.table
     colors = [f"C{j % 10}" for j in range(len(table))]
     # Height grows with the settings, so that their labels never crowd each other.
@@ -313,17 +313,17 @@ def plot_study(result, path: str | Path) -> Path:
     ax = top.subplots()
     ax.set_label("metrics")
     width = 0.8 / len(table)
-    x = np.arange(len(METRICS))
+    x = np.arange(len(metrics))
     for j, row in enumerate(table):
         ax.bar(
             x + (j - (len(table) - 1) / 2) * width,
-            [row[f"{m}_mean"] for m in METRICS],
+            [row[f"{m}_mean"] for m in metrics],
             width,
-            yerr=[row[f"{m}_std"] for m in METRICS],
+            yerr=[row[f"{m}_std"] for m in metrics],
             capsize=2,
             color=colors[j],
         )
-    ax.set_xticks(x, [_METRIC_LABELS.get(m, m) for m in METRICS])
+    ax.set_xticks(x, [_METRIC_LABELS.get(m, m) for m in metrics])
     ax.set_ylim(0, 1.05)
     ax.set_ylabel(f"mean over {result.search.n_splits_} folds\n(bar: ± std)")
     ax.set_title(f"study {result.study.name!r}: {plural(result.epochs, 'epoch')} per fit")

@@ -46,7 +46,12 @@ def load_pretrained(folder: str | os.PathLike | None = None) -> IDCClassifier:
         clf.model_.set_weights([stored[f"w{i:03d}"] for i in range(len(stored.files))])
     clf.history_ = config.get("history", {})
     clf.best_epoch_ = config.get("best_epoch")
-    clf.validation_groups_ = None
+    # Written since these were recorded at fit; None for older folders.
+    input_range = config.get("input_range")
+    clf.input_range_ = None if input_range is None else tuple(input_range)
+    for name in ("training_groups", "validation_groups"):
+        groups = config.get(name)
+        setattr(clf, f"{name}_", None if groups is None else np.asarray(groups))
     clf.pretrained_info_ = config.get("info", {})
     return clf
 
@@ -78,6 +83,9 @@ def save_pretrained(clf: IDCClassifier, folder: str | os.PathLike, info: dict | 
         "image_shape": list(clf.image_shape_),
         "history": clf.history_,
         "best_epoch": clf.best_epoch_,
+        "input_range": getattr(clf, "input_range_", None),
+        "training_groups": _as_list(getattr(clf, "training_groups_", None)),
+        "validation_groups": _as_list(getattr(clf, "validation_groups_", None)),
         "info": info or {},
     }
     # The model's own arrays only: Keras' weight files carry the optimizer state too,
@@ -87,3 +95,7 @@ def save_pretrained(clf: IDCClassifier, folder: str | os.PathLike, info: dict | 
         np.savez_compressed(handle, **arrays)
     atomic_write_text(folder / CONFIG, json.dumps(config, indent=2))
     return folder
+
+
+def _as_list(values):
+    return None if values is None else np.asarray(values).tolist()

@@ -115,3 +115,13 @@ class RandomStainJitter(layers.Layer):
             "value_range": list(self.value_range),
             "seed": self.seed,
         }
+
+
+def stain_jitter(strength: float, rescale: float | None, seed: int | None = None):
+    """The stain jitter of ``IDCClassifier(stain_jitter=strength, rescale=rescale)``.
+
+    A :class:`RandomStainJitter` of scale and shift ``strength`` for pixels fed as
+    ``0 .. 1 / rescale`` (0-255 for the default rescale, 0-1 for None).
+    """
+    top = 1.0 / rescale if rescale else 1.0
+    return RandomStainJitter(strength, strength, value_range=(0.0, top), seed=seed)

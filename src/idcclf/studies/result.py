@@ -49,6 +49,11 @@ class StudyResult:
     epochs: int
     best_estimator_: Any = field(default=None, repr=False, compare=False)
 
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics of ``table``, in report order (balanced accuracy first)."""
+        return METRICS
+
     @classmethod
     def from_search(cls, study: Study, search, *, elapsed: float, epochs: int) -> StudyResult:
         """Tabulate a fitted search."""

@@ -1,0 +1,285 @@
+"""How ``IDCClassifier.fit`` trains its network, apart from the scikeras plumbing.
+
+What it trains on (the validation split, weights, subsets) and the three steps of
+training: build the callbacks, run ``keras.Model.fit``, finish the model. The steps
+take the estimator, read its settings and never set its attributes.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import NamedTuple
+
+import keras
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
+from sklearn.utils import compute_sample_weight
+
+from ._ops import recalibrate_batch_norm
+from ._seeding import seeded
+from .callbacks import BestEpochTracker, Checkpoint, fingerprint
+
+OPTIMIZERS = {
+    "adagrad": keras.optimizers.Adagrad,
+    "adam": keras.optimizers.Adam,
+    "sgd": keras.optimizers.SGD,
+    "rmsprop": keras.optimizers.RMSprop,
+}
+#: Learning rate of each epoch (from 0), given the initial rate and the number of epochs.
+LR_SCHEDULES = {
+    "constant": lambda rate, epoch, epochs: rate,
+    "cosine": lambda rate, epoch, epochs: rate * (1 + math.cos(math.pi * epoch / epochs)) / 2,
+}
+#: Training patches used to re-estimate batch-normalization statistics after fit.
+RECALIBRATION_SAMPLES = 4096
+#: The same, before each epoch's validation: enough for stable statistics, cheap per epoch.
+EPOCH_RECALIBRATION_SAMPLES = 1024
+#: Settings that only change prediction (or where files go): a checkpoint ignores them.
+PREDICTION_ONLY = frozenset(
+    {"verbose", "checkpoint_dir", "test_time_augmentation", "input_range_check"}
+)
+
+
+class TrainingDivergedError(FloatingPointError):
+    """Raised when the training loss becomes NaN or infinite."""
+
+
+class TrainingData(NamedTuple):
+    """The part of a fit's data that trains, and the part that validates."""
+
+    X: np.ndarray
+    y: np.ndarray
+    weights: np.ndarray | None
+    validation: tuple[np.ndarray, np.ndarray] | None
+    training_groups: np.ndarray | None
+    validation_groups: np.ndarray | None
+
+
+def split(clf, X, y, sample_weight, groups) -> TrainingData:
+    """Hold out ``clf``'s validation part of ``(X, y)``; weight the training part."""
+    train, val = validation_split(y, groups, clf.validation_fraction, clf._random_state)
+    X_train, y_train = (X, y) if val is None else (X[train], y[train])
+    # An undersampled epoch is balanced already: 'balanced' weights on it are all 1.
+    class_weight = None if clf.undersample else clf.class_weight
+    weights = training_weights(
+        clf.classes_,
+        y_train,
+        None if sample_weight is None else sample_weight[train],
+        class_weight,
+    )
+    return TrainingData(
+        X_train,
+        y_train,
+        weights,
+        validation=None if val is None else (X[val], y[val]),
+        training_groups=None if groups is None else np.unique(np.asarray(groups)[train]),
+        validation_groups=(
+            None if groups is None or val is None else np.unique(np.asarray(groups)[val])
+        ),
+    )
+
+
+def validation_split(
+    y: np.ndarray, groups, fraction: float, seed: int | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Training and validation indices: stratified by class, grouped by patient if given.
+
+    With ``fraction`` 0 every sample trains and the validation part is None.
+    """
+    everything = np.arange(len(y))
+    if fraction == 0:
+        return everything, None
+    labels = np.asarray(y).astype(int)
+    if groups is None:
+        splitter = StratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+        try:
+            return next(splitter.split(everything, labels))
+        except ValueError as exc:
+            raise ValueError(
+                f"cannot hold out validation_fraction={fraction} of {len(y)} samples with "
+                f"every class on both sides ({exc}); use more data or validation_fraction=0"
+            ) from None
+    n_groups = np.unique(groups).size
+    if n_groups < 2:
+        raise ValueError(
+            "a validation split by patient needs at least 2 distinct groups, got "
+            f"{n_groups}; pass more patients or set validation_fraction=0"
+        )
+    n_splits = min(n_groups, max(2, round(1 / fraction)))
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    return next(splitter.split(everything, labels, groups))
+
+
+def training_weights(
+    classes: np.ndarray, y_encoded: np.ndarray, sample_weight, class_weight
+) -> np.ndarray | None:
+    """Per-sample weights: ``sample_weight`` times ``class_weight``, or None if neither."""
+    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float32)
+    if class_weight is not None:
+        labels = classes[np.asarray(y_encoded).astype(int)]
+        class_weights = compute_sample_weight(class_weight, labels).astype(np.float32)
+        weights = class_weights if weights is None else weights * class_weights
+    return weights
+
+
+def random_subset(X: np.ndarray, n: int, seed: int | None) -> np.ndarray:
+    """Up to ``n`` rows of ``X`` drawn without replacement, in their original order."""
+    rng = np.random.default_rng(seed)
+    n = min(len(X), n)
+    return X[np.sort(rng.choice(len(X), size=n, replace=False))]
+
+
+class EpochBatches(keras.utils.PyDataset):
+    """The mini-batches of one epoch at a time, in a fresh order every epoch.
+
+    Every training patch once per epoch, shuffled; or, with ``undersample``, all the
+    patches of the rarest class and as many of every other class, shuffled together.
+    Each class's patches are taken in turn from shuffled passes through the class, so
+    that over the epochs every patch is used. The batches of epoch ``e`` depend only
+    on ``seed`` and ``e`` (a resumed fit goes on with the same sequence).
+
+    Fed to ``keras.Model.fit`` instead of arrays, whose tf.data pipeline TensorFlow
+    rewrites under op determinism with an error line per pipeline
+    (``docs/estimator.md``).
+    """
+
+    def __init__(self, X, y, weights, batch_size: int, seed, undersample=False, epoch=0):
+        super().__init__()
+        self.X, self.y, self.weights, self.batch_size = X, y, weights, batch_size
+        self.seed = int(np.random.SeedSequence().entropy) if seed is None else int(seed)
+        self.by_class = [np.flatnonzero(y == label) for label in np.unique(y)]
+        self.undersample = undersample
+        self.epoch = epoch
+        self.order = self.indices(epoch)
+
+    def indices(self, epoch: int) -> np.ndarray:
+        """The patches of ``epoch``, in the order they are trained on."""
+        if self.undersample:
+            n = min(len(members) for members in self.by_class)
+            chosen = [
+                members[self._passes(len(members), label, epoch * n, n)]
+                for label, members in enumerate(self.by_class)
+            ]
+            everything = np.concatenate(chosen)
+        else:
+            everything = np.arange(len(self.y))
+        return np.random.default_rng([self.seed, 0, epoch]).permutation(everything)
+
+    def _passes(self, size: int, label: int, start: int, n: int) -> np.ndarray:
+        """Positions ``start`` to ``start + n`` of endless shuffled passes over ``size``."""
+        taken = []
+        while n > 0:
+            number, offset = divmod(start, size)
+            shuffled = np.random.default_rng([self.seed, 1, label, number]).permutation(size)
+            taken.append(shuffled[offset : offset + n])
+            start, n = start + len(taken[-1]), n - len(taken[-1])
+        return np.concatenate(taken)
+
+    def __len__(self) -> int:
+        return -(-len(self.order) // self.batch_size)
+
+    def __getitem__(self, index: int):
+        chosen = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        batch = (self.X[chosen], self.y[chosen])
+        return batch if self.weights is None else (*batch, self.weights[chosen])
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self.order = self.indices(self.epoch)
+
+
+def build_callbacks(clf, data: TrainingData, y, groups, initial_epoch: int):
+    """The callbacks of ``clf``'s fit, its tracker, and the epoch to start from.
+
+    The start is ``initial_epoch``, or the epoch of a checkpoint being resumed; the
+    checkpoint must match ``clf``'s settings and all the labels ``y`` (and ``groups``).
+    """
+    recalibrate = clf.recalibrate_batch_norm and clf.batch_norm
+    tracker = BestEpochTracker(
+        monitor="loss" if data.validation is None else "val_loss",
+        patience=clf.n_iter_no_change if clf.early_stopping else None,
+        validation=data.validation,
+        recalibration_X=(
+            random_subset(data.X, EPOCH_RECALIBRATION_SAMPLES, clf._random_state)
+            if recalibrate and data.validation is not None
+            else None
+        ),
+    )
+    callbacks = [keras.callbacks.TerminateOnNaN()]
+    if clf.lr_schedule != "constant":
+        # Before the tracker, so that the epoch's learning rate reaches history_.
+        schedule = LR_SCHEDULES[clf.lr_schedule]
+        callbacks.append(
+            keras.callbacks.LearningRateScheduler(
+                lambda epoch, rate: schedule(clf.learning_rate, epoch, clf.epochs)
+            )
+        )
+    callbacks.append(tracker)
+    if clf.checkpoint_dir is not None:
+        # Prediction-only settings may change, and the number of epochs may grow
+        # between resumes unless a schedule depends on it.
+        ignored = PREDICTION_ONLY | ({"epochs"} if clf.lr_schedule == "constant" else set())
+        params = {key: v for key, v in clf.get_params().items() if key not in ignored}
+        checkpoint = Checkpoint(clf.checkpoint_dir, fingerprint(params, y, groups))
+        initial_epoch = checkpoint.restore(clf.model_, tracker)
+        callbacks.append(checkpoint)
+    return tracker, callbacks, initial_epoch
+
+
+def run(clf, data: TrainingData, callbacks, epochs: int, initial_epoch: int) -> bool:
+    """Train ``clf.model_``, seeded by ``clf``; return whether Ctrl-C interrupted it."""
+    batches = EpochBatches(
+        data.X,
+        data.y,
+        data.weights,
+        clf.batch_size,
+        clf._random_state,
+        undersample=clf.undersample,
+        epoch=initial_epoch,
+    )
+    try:
+        if initial_epoch < epochs:
+            with seeded(clf._random_state):
+                clf.model_.fit(
+                    batches,
+                    epochs=epochs,
+                    initial_epoch=initial_epoch,
+                    verbose=clf.verbose,
+                    callbacks=callbacks,
+                )
+    except KeyboardInterrupt:
+        return True
+    return False
+
+
+def finish(clf, tracker: BestEpochTracker, X_train, interrupted: bool) -> int | None:
+    """Restore the best weights if asked, re-estimate batch norm; return the kept epoch.
+
+    The kept epoch (1-based) is None unless early stopping or an interruption chose it.
+    A loss that became NaN or infinite raises :class:`TrainingDivergedError`.
+    """
+    losses = tracker.history.get("loss", [])
+    bad = [i for i, loss in enumerate(losses, start=1) if not math.isfinite(loss)]
+    if bad:
+        raise TrainingDivergedError(
+            f"training diverged: the loss became {losses[bad[0] - 1]} at epoch {bad[0]}; "
+            f"lower learning_rate (now {clf.learning_rate}) or check X for extreme values"
+        )
+    keep_best = clf.early_stopping or interrupted
+    if keep_best and tracker.best_weights is not None:
+        clf.model_.set_weights(tracker.best_weights)
+    if clf.recalibrate_batch_norm and clf.batch_norm:
+        recalibrate_batch_norm(
+            clf.model_, random_subset(X_train, RECALIBRATION_SAMPLES, clf._random_state)
+        )
+    if interrupted:
+        if not tracker.history:
+            raise KeyboardInterrupt("training interrupted before the first epoch ended")
+        warnings.warn(
+            f"training interrupted after {len(tracker.history['loss'])} epoch(s); keeping "
+            f"the weights of epoch {tracker.best_epoch}, the best by {tracker.monitor}",
+            UserWarning,
+            stacklevel=6,
+        )
+    return tracker.best_epoch if keep_best else None

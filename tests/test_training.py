@@ -1,0 +1,131 @@
+"""What IDCClassifier.fit trains on: the validation split, weights and subsets."""
+
+import numpy as np
+import pytest
+
+from idcclf._training import EpochBatches, random_subset, training_weights, validation_split
+
+
+def test_validation_split_is_grouped_by_patient(tiny_classifier, tiny_sample):
+    X, y, groups = tiny_sample
+    held_out = set(tiny_classifier.validation_groups_)
+    assert 0 < len(held_out) < len(np.unique(groups))
+    train, val = validation_split(y, groups, tiny_classifier.validation_fraction, 0)
+    assert set(groups[train]).isdisjoint(groups[val])
+    assert set(groups[val]) == held_out
+
+
+def test_validation_split_without_groups_is_stratified(tiny_sample):
+    _, y, _ = tiny_sample
+    train, val = validation_split(y, None, 0.25, 0)
+    assert len(val) == pytest.approx(0.25 * len(y), abs=1)
+    assert y[val].mean() == pytest.approx(y.mean(), abs=0.02)
+    assert len(np.intersect1d(train, val)) == 0
+
+
+def test_class_weight_balanced_and_dict(tiny_sample):
+    _, y, _ = tiny_sample
+    classes = np.array([0, 1])
+    weights = training_weights(classes, y.astype(float), None, "balanced")
+    n, n_pos = len(y), y.sum()
+    assert weights[y == 1][0] == pytest.approx(n / (2 * n_pos))
+    assert weights[y == 0][0] == pytest.approx(n / (2 * (n - n_pos)))
+    weights = training_weights(classes, y.astype(float), np.full(len(y), 2.0), {0: 1.0, 1: 3.0})
+    assert set(np.unique(weights)) == {2.0, 6.0}
+
+
+def test_validation_split_by_patient_needs_two_patients():
+    y = np.array([0, 1] * 10)
+    with pytest.raises(ValueError, match="at least 2 distinct groups"):
+        validation_split(y, np.zeros(20), 0.2, 0)
+    train, val = validation_split(y, None, 0.0, 0)
+    assert val is None and len(train) == 20
+
+
+def test_validation_split_too_small_says_so():
+    with pytest.raises(ValueError, match="validation_fraction=0.1 of 4 samples"):
+        validation_split(np.array([0, 0, 0, 1]), None, 0.1, 0)
+
+
+def test_random_subset_keeps_order_and_is_seeded():
+    X = np.arange(100)[:, None]
+    subset = random_subset(X, 10, seed=3)
+    assert len(subset) == 10 and np.all(np.diff(subset[:, 0]) > 0)
+    np.testing.assert_array_equal(subset, random_subset(X, 10, seed=3))
+    np.testing.assert_array_equal(random_subset(X, 1000, seed=3), X)
+
+
+def test_epoch_batches_cover_every_patch_in_a_new_order_each_epoch():
+    y = np.array([0] * 30 + [1] * 10)
+    X = np.arange(40)
+    batches = EpochBatches(X, y, None, batch_size=8, seed=0)
+    assert len(batches) == 5
+    first = np.concatenate([batches[i][0] for i in range(len(batches))])
+    np.testing.assert_array_equal(np.sort(first), X)
+    batches.on_epoch_end()
+    second = np.concatenate([batches[i][0] for i in range(len(batches))])
+    np.testing.assert_array_equal(np.sort(second), X)
+    assert not np.array_equal(first, second)
+    # the order of an epoch depends on the seed and the epoch alone (a resume continues it)
+    np.testing.assert_array_equal(EpochBatches(X, y, None, 8, seed=0, epoch=1).order, second)
+
+
+def test_undersampled_epochs_are_balanced_and_use_every_patch():
+    y = np.array([0] * 25 + [1] * 10)
+    X, weights = np.arange(35), np.linspace(1, 2, 35)
+    batches = EpochBatches(X, y, weights, batch_size=8, seed=3, undersample=True)
+    assert len(batches) == 3  # 20 patches a epoch
+    seen = []
+    for _ in range(3):
+        parts = [batches[i] for i in range(len(batches))]
+        x = np.concatenate([p[0] for p in parts])
+        np.testing.assert_array_equal(np.concatenate([p[2] for p in parts]), weights[x])
+        assert np.sum(y[x] == 1) == np.sum(y[x] == 0) == 10
+        assert set(x[y[x] == 1]) == set(range(25, 35))  # the rare class: all, every epoch
+        seen += list(x[y[x] == 0])
+        batches.on_epoch_end()
+    # 3 epochs of 10 draws cover the 25 common patches, none twice within a pass of 25
+    assert set(seen) == set(range(25))
+    assert len(set(seen[:20])) == 20
+
+
+FIT_CHILD = r"""
+import sys
+import numpy as np
+from idcclf import IDCClassifier, load_sample
+
+bunch = load_sample(patients=["8863", "8867", "8914", "8950"])
+keep = np.sort(np.random.default_rng(0).choice(len(bunch.target), 200, replace=False))
+X, y, groups = bunch.data[keep], bunch.target[keep], bunch.groups[keep]
+clf = IDCClassifier(filters=(4, 8, 8), dense_units=8, epochs=EPOCHS, random_state=0)
+print("fit starts", file=sys.stderr, flush=True)
+clf.fit(X, y, groups=groups)
+print("fit ends", file=sys.stderr, flush=True)
+"""
+
+
+def test_a_fit_prints_nothing_from_tensorflow_per_epoch():
+    import os
+    import re
+    import subprocess
+    import sys
+    from collections import Counter
+
+    epochs = 3
+    result = subprocess.run(
+        [sys.executable, "-c", FIT_CHILD.replace("EPOCHS", str(epochs))],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    during = result.stderr.split("fit starts\n", 1)[1].split("fit ends\n", 1)[0]
+    # The two messages that used to come per epoch (or per layer and epoch):
+    assert "retracing" not in during, during
+    assert "use_unbounded_threadpool" not in during, during
+    # ... and no other line comes once per epoch either (timestamps and ids aside).
+    lines = [
+        re.sub(r"^[IWEF]\d{4} [\d:.]+\s+\d+ |0x[0-9a-f]+", "", line) for line in during.splitlines()
+    ]
+    assert all(count < epochs for count in Counter(lines).values()), during
