@@ -47,28 +47,26 @@ def _ids(values) -> list[str] | None:
 def model_patients(model, model_path: Path | None) -> ModelPatients:
     """What ``model`` (saved at ``model_path``; None: the pretrained one) was fitted on.
 
-    The model's ``training_groups_`` and ``validation_groups_`` first; for models
-    saved without ``training_groups_``, the ``training_patients`` (and
-    ``validation_patients``) of the ``metrics.json`` that ``idcclf train`` wrote
-    beside them; for the pretrained model, what its config records.
+    The model's ``training_groups_`` and ``validation_groups_`` first. Where the model
+    does not record them (saved before they existed, or fitted without patient ids):
+    the ``training_patients`` (and ``validation_patients``) of the ``metrics.json``
+    that ``idcclf train`` wrote beside it, or for the pretrained model those of its
+    ``pretrained_info_``.
     """
-    if model_path is None:
-        info = getattr(model, "pretrained_info_", None) or {}
-        about = f" (it was trained on {info['data']})" if info.get("data") else ""
-        return ModelPatients(
-            "the pretrained model",
-            _ids(info.get("training_patients")),
-            _ids(info.get("validation_patients")),
-            about,
-        )
     training = _ids(getattr(model, "training_groups_", None))
     validation = _ids(getattr(model, "validation_groups_", None))
+    if model_path is None:
+        info = getattr(model, "pretrained_info_", None) or {}
+        name, recorded = "the pretrained model", info
+        about = f" (it was trained on {info['data']})" if info.get("data") else ""
+    else:
+        name, about = str(model_path), ""
+        recorded = {} if training is not None else _run_metrics(model_path.parent / "metrics.json")
     if training is None:
-        recorded = _run_metrics(model_path.parent / "metrics.json")
         training = _ids(recorded.get("training_patients"))
-        if validation is None:
-            validation = _ids(recorded.get("validation_patients"))
-    return ModelPatients(str(model_path), training, validation)
+    if validation is None:
+        validation = _ids(recorded.get("validation_patients"))
+    return ModelPatients(name, training, validation, about)
 
 
 def _run_metrics(path: Path) -> dict:

@@ -11,8 +11,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
 from .._format import plural
 from ._common import (
     add_data_arguments,
@@ -235,7 +233,7 @@ def _after_the_last_epoch(clf, ctrl_c: list) -> Iterator[None]:
 
 
 def fitted_patients(clf, plan: Plan) -> ModelPatients:
-    """The patients the model was fitted on, also kept on the model for ``evaluate``.
+    """The patients the model was fitted on (``training_groups_``, ``validation_groups_``).
 
     Says so if the estimator held out other validation patients than announced.
     """
@@ -243,12 +241,7 @@ def fitted_patients(clf, plan: Plan) -> ModelPatients:
     validation = [] if held is None else sorted(map(str, held))
     if plan.validation is not None and not plan.given and validation != plan.validation.patients:
         print(f"note: validation patients were {' '.join(validation) or 'none'} after all")
-    training = getattr(clf, "training_groups_", None)
-    if training is None:
-        # An estimator that does not record them trained on the fit part less validation.
-        training = np.setdiff1d(np.unique(plan.fit.groups.astype(str)), validation)
-        clf.training_groups_ = training
-    return ModelPatients("the trained model", sorted(map(str, training)), validation)
+    return ModelPatients("the trained model", sorted(map(str, clf.training_groups_)), validation)
 
 
 def validation_patients(plan: Plan, patients: ModelPatients) -> list[str]:
