@@ -28,6 +28,43 @@ def test_study_command_writes_table_and_plot(tmp_path, monkeypatch, capsys):
     assert "bundled sample, 80 patches" in markdown
 
 
+def test_save_best_writes_a_model_evaluate_loads(tmp_path, monkeypatch, capsys):
+    import joblib
+
+    from idcclf import IDCClassifier
+    from idcclf.datasets import load_sample
+
+    monkeypatch.setitem(STUDY_DEFAULTS, "filters", (4, 8, 8))
+    monkeypatch.setitem(STUDY_DEFAULTS, "dense_units", 8)
+    monkeypatch.setitem(STUDY_DEFAULTS, "augment", False)
+    out = tmp_path / "study"
+    argv = ["study", "optimizer", "--cv", "2", "--epochs", "1", "--max-per-class", "30"]
+    status = main([*argv, "--quiet", "--save-best", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    path = out / "optimizer_best.joblib"
+    assert f"saved {out / 'optimizer.csv'}" in captured.out and str(path) in captured.out
+    assert "--save-best" in (out / "optimizer.md").read_text()
+    model = joblib.load(path)
+    assert type(model) is IDCClassifier and hasattr(model, "model_")
+    studied = load_sample(max_per_class=30, random_state=0)
+    assert sorted(map(str, model.training_groups_)) == sorted(set(studied.groups))
+    patient = str(studied.groups[0])
+    with pytest.warns(UserWarning, match="1 of the 1 patients evaluated was used to train"):
+        argv = ["evaluate", str(path), "--patients", patient, "--out", str(tmp_path / "eval")]
+        assert main(argv) == 0
+
+
+def test_save_best_needs_the_refit(tmp_path, capsys):
+    argv = ["study", "optimizer", "--save-best", "--no-refit", "--out", str(tmp_path / "s")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == "idcclf study: error: --save-best saves the refitted best setting: drop --no-refit\n"
+    )
+    assert not (tmp_path / "s").exists()
+
+
 def test_study_command_rejects_an_unknown_study(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["study", "dropuot"])

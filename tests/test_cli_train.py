@@ -40,6 +40,13 @@ def test_train_prints_only_its_own_lines(tree, tmp_path):
         assert "validation accuracy measures one patient's patches and can stay flat" in before
     model = joblib.load(out / "model.joblib")
     assert sorted(map(str, model.validation_groups_)) == sorted(patients)
+    # Every patient is in one part, and the model knows which it was fitted on.
+    metrics = json.loads((out / "metrics.json").read_text())
+    parts = ("training_patients", "validation_patients", "test_patients")
+    assert sorted(sum((metrics[part] for part in parts), [])) == sorted(PATIENTS)
+    assert metrics["validation_patients"] == sorted(patients)
+    assert metrics["training_patients"] == sorted(map(str, model.training_groups_))
+    assert metrics["training_patients_in_test"] == []
     # After the last epoch: what it is doing, in order.
     after = "\n".join(lines[first_epoch + 1 :])
     steps = [
@@ -115,13 +122,73 @@ def test_overwrite_replaces_the_earlier_run(tree, tmp_path, capsys):
     (out / "notes.txt").write_text("mine")
     argv = ["train", "--data", str(tree), "--out", str(out), "--epochs", "1", "--quiet"]
     assert main([*argv, "--overwrite"]) == 0
-    assert json.loads((out / "metrics.json").read_text())["interrupted"] is False
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["interrupted"] is False and metrics["best_epoch"] is None
     assert sorted(p.name for p in out.iterdir()) == [
         "metrics.json",
         "model.joblib",
         "notes.txt",
         "training_curves.png",
     ]
+
+
+@pytest.mark.usefixtures("small_network")
+def test_early_stopping_says_which_epoch_it_kept(tree, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(tree), "--out", str(out), "--epochs", "3", "--quiet"]
+    assert main([*argv, "--early-stopping"]) == 0
+    stdout = capsys.readouterr().out
+    model = joblib.load(out / "model.joblib")
+    metrics = json.loads((out / "metrics.json").read_text())
+    val_loss = model.history_["val_loss"]
+    assert metrics["best_epoch"] == model.best_epoch_ == val_loss.index(min(val_loss)) + 1
+    run = len(val_loss)
+    assert f"the model keeps the weights of epoch {model.best_epoch_} of {run} run" in stdout
+
+
+@pytest.mark.usefixtures("small_network")
+def test_few_test_patients_get_intervals_by_patient(tree, tmp_path, capsys):
+    from idcclf import load_idc
+    from idcclf.metrics import patient_bootstrap
+
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(tree), "--out", str(out), "--epochs", "1", "--quiet"]
+    assert main([*argv, "--test-size", "0.4"]) == 0
+    stdout = capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    intervals = metrics["patient_bootstrap"]
+    assert intervals["n_patients"] == len(metrics["test_patients"]) >= 2
+    test = load_idc(tree, patients=metrics["test_patients"], cache=False)
+    proba = joblib.load(out / "model.joblib").predict_proba(test.data)[:, 1]
+    metric_names = ("balanced_accuracy", "roc_auc")
+    expected = patient_bootstrap(test.target, proba, test.groups, metrics=metric_names)
+    shown = []
+    for name in metric_names:
+        for bound in ("estimate", "low", "high"):
+            assert intervals[name][bound] == pytest.approx(expected[name][bound], abs=1e-6)
+        low, high = intervals[name]["low"], intervals[name]["high"]
+        assert low <= intervals[name]["estimate"] <= high
+        shown.append(f"{intervals[name]['estimate']:.3f} [{low:.3f}, {high:.3f}]")
+    assert (
+        f"test: {intervals['n_patients']} patients; 95% confidence interval by resampling the "
+        f"patients (1000 resamples): balanced accuracy {shown[0]}, ROC AUC {shown[1]}"
+    ) in stdout
+
+
+def test_intervals_are_printed_below_ten_patients_only(capsys):
+    from idcclf.cli._patients import print_intervals
+
+    figure = {"estimate": 0.8, "low": 0.7, "high": float("nan")}
+    intervals = {"balanced_accuracy": figure, "roc_auc": figure, "n_resamples": 1000}
+    for n_patients in (9, 10):
+        intervals.update(n_patients=n_patients, confidence=0.95)
+        print_intervals({"patient_bootstrap": intervals}, "test")
+        printed = capsys.readouterr().out
+        if n_patients == 9:
+            assert printed.startswith("test: 9 patients; 95% confidence interval")
+            assert "balanced accuracy 0.800 [0.700, n/a], ROC AUC 0.800" in printed
+        else:
+            assert printed == ""
 
 
 @pytest.mark.usefixtures("small_network")
@@ -143,6 +210,7 @@ def test_split_output_is_used_as_given(tree, tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_patients"] == given["testing"]
     assert metrics["validation_patients"] == given["validation"]
+    assert metrics["training_patients"] == given["training"]
     assert metrics["validation"]["n_samples"] == len(list((dst / "validation").glob("*/*.png")))
     model = joblib.load(out / "model.joblib")
     assert model.validation_fraction == 0

@@ -72,6 +72,14 @@ def format_mean_std(mean: float | None, std: float | None, digits: int = 3) -> s
     return f"{format_value(mean, digits)} ± {format_value(std, digits)}"
 
 
-def plural(n: int, word: str) -> str:
-    """``'1 epoch'``, ``'3 epochs'``."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``n`` and ``word``, or ``words`` (default ``word`` + ``s``) unless ``n`` is 1.
+
+    Examples
+    --------
+    >>> plural(1, "epoch"), plural(3, "epoch"), plural(0, "bad file")
+    ('1 epoch', '3 epochs', '0 bad files')
+    >>> plural(1, "patch", "patches"), plural(2, "patch", "patches")
+    ('1 patch', '2 patches')
+    """
+    return f"{n} {word if n == 1 else (words or word + 's')}"

@@ -15,17 +15,13 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from .._format import plural
 from ._errors import CLIError, library_errors, one_line
 
 __all__ = ["CLIError", "library_errors", "one_line"]
 
 #: Folders written by ``idcclf split``; training/ and testing/ mark its output.
 SPLIT_PARTS = ("training", "validation", "testing")
-
-
-def plural(n: int, word: str, words: str | None = None) -> str:
-    """``"1 patient"``, ``"2 patients"``."""
-    return f"{n} {word if n == 1 else (words or word + 's')}"
 
 
 # ----------------------------------------------------------------------------- data
@@ -252,13 +248,18 @@ def predict_idc(model, patches, model_name: object, diverged: str = "its weights
 
     ``diverged`` says why a model would predict NaN.
     """
-    import numpy as np
-
     try:
         # The positive (IDC) class is the last of classes_ (1 for the IDC data's 0/1 labels).
         proba = model.predict_proba(patches)[:, -1]
     except ValueError as exc:  # e.g. a model trained on patches of another shape
         raise CLIError(f"{model_name}: cannot predict these patches ({one_line(exc)})") from None
+    return check_finite(proba, model_name, diverged)
+
+
+def check_finite(proba, model_name: object, diverged: str = "its weights are broken"):
+    """``proba``, or a CLIError when the model predicted NaN (``diverged`` says why)."""
+    import numpy as np
+
     if not np.isfinite(proba).all():
         raise CLIError(f"{model_name} predicts NaN probabilities: {diverged}")
     return proba

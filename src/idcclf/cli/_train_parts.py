@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .._format import plural
 from ._common import (
     CLIError,
     library_errors,
     load_data,
-    plural,
     require_both_classes,
     split_layout,
 )

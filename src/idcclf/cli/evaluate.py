@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
+from .._format import format_value, plural
 from ._common import (
     add_data_arguments,
     add_test_time_augmentation,
@@ -15,11 +15,18 @@ from ._common import (
     check_threshold,
     load_data,
     load_model,
-    plural,
     predict_idc,
     use_test_time_augmentation,
 )
 from ._output import RunOutput, add_overwrite
+from ._patients import (
+    checked_report,
+    interval_line,
+    model_patients,
+    print_intervals,
+    warn_if_unknown,
+    with_intervals,
+)
 
 DEFAULT_OUT = Path("idcclf-eval")
 #: Everything evaluate writes into --out.
@@ -45,7 +52,9 @@ def add_parser(subparsers) -> None:
         "accuracy, sensitivity, specificity, precision, F1, ROC and PR AUC, confusion "
         "matrix), confusion_matrix.png, roc_curve.png, pr_curve.png, and patients.csv and "
         "patients.md (one row per patient). Evaluate on patients the model was not trained "
-        "on: 'idcclf train' prints which patients it held out for its test.",
+        "on: 'idcclf train' prints which patients it held out for its test; a warning "
+        "names the evaluated patients the model was trained or validated on, and the "
+        "figures without them are reported beside the others.",
     )
     parser.add_argument(
         "model", type=Path, metavar="MODEL", help="model file written by 'idcclf train' (joblib)"
@@ -83,15 +92,20 @@ def run(args: argparse.Namespace) -> int:
     model = use_test_time_augmentation(load_model(args.model), args)
     proba = predict_idc(model, data.data, args.model)
 
-    from ..metrics import evaluation_report
     from ..slides import patient_table
 
-    report = evaluation_report(data.target, proba, threshold=args.threshold)
+    patients = model_patients(model, args.model)
+    warn_if_unknown(patients, "the patients evaluated are new to it")
+    report = checked_report(data.target, proba, data.groups, patients, threshold=args.threshold)
+    with_intervals(report, data.target, proba, data.groups)
     rows = patient_table(data.groups, data.target, proba, threshold=args.threshold)
     with output:
         write_outputs(output, args, data, proba, report, rows, source)
     print(f"\n{plural(len(proba), 'patch', 'patches')}, threshold {args.threshold:g}:")
     print_headline(report)
+    print_intervals(report, "evaluated")
+    if report.get("without_training_patients"):
+        print_intervals(report["without_training_patients"], "without those trained on")
     print(f"\nsaved in {args.out}: {', '.join(path.name for path in output.written())}")
     print(f"done in {time.perf_counter() - started:.0f} s")
     return 0
@@ -100,18 +114,14 @@ def run(args: argparse.Namespace) -> int:
 def write_outputs(output: RunOutput, args, data, proba, report, rows, source: str) -> None:
     """Write the report, plots, per-patient tables and (with --heatmaps) heatmaps."""
     from .._io import atomic_write_text
-    from ..metrics import format_report, report_to_json
+    from ..metrics import report_to_json
     from ..plots import plot_confusion_matrix, plot_pr_curve, plot_roc_curve
     from ..slides import plot_heatmap, to_csv, to_markdown
 
     y, threshold = data.target, args.threshold
     facts = {"model": str(args.model), "data": source, "n_patients": len(rows)}
     atomic_write_text(output / "metrics.json", report_to_json({**report, **facts}))
-    atomic_write_text(
-        output / "report.txt",
-        f"model: {args.model}\ndata: {source}\n\n{format_report(report)}\n"
-        f"per patient:\n\n{to_markdown(rows)}",
-    )
+    atomic_write_text(output / "report.txt", report_text(args, source, report, rows))
     plot_confusion_matrix(report, output / "confusion_matrix.png")
     if 0 < y.sum() < len(y):
         plot_roc_curve(y, proba, output / "roc_curve.png", threshold=threshold)
@@ -135,11 +145,53 @@ def write_outputs(output: RunOutput, args, data, proba, report, rows, source: st
             )
 
 
+def report_text(args, source: str, report: dict, rows: list[dict]) -> str:
+    """report.txt: the report, its intervals, the check of the model's training patients
+    (and the report without them) and the per-patient table."""
+    from ..metrics import format_report
+    from ..slides import to_markdown
+
+    parts = [
+        f"model: {args.model}\ndata: {source}\n{_overlap_line(report)}\n",
+        f"{format_report(report)}\n{interval_line(report['patient_bootstrap'])}\n",
+    ]
+    clean = report.get("without_training_patients")
+    if clean is not None:
+        parts.append(
+            f"without the patients the model was trained on "
+            f"({plural(clean['n_patients'], 'patient')}, "
+            f"{plural(clean['n_samples'], 'patch', 'patches')}):\n\n{format_report(clean)}\n"
+            f"{interval_line(clean['patient_bootstrap'])}\n"
+        )
+    parts.append(f"per patient:\n\n{to_markdown(rows)}")
+    return "\n".join(parts)
+
+
+def _overlap_line(report: dict) -> str:
+    """What report.txt says of the patients the model was trained on."""
+    shared = report["training_patients_in_test"]
+    if shared is None:
+        return "patients the model was trained on: not recorded with the model (unchecked)"
+    if not shared:
+        return "patients the model was trained on: none of them is evaluated here"
+    left = "" if report["without_training_patients"] else "; no patient is left without them"
+    return (
+        "evaluated patients the model was trained on (training or validation): "
+        f"{' '.join(shared)}; the figures below include them{left}"
+    )
+
+
 def print_headline(report: dict) -> None:
+    """The headline figures; beside them, those without the model's training patients."""
     from ..metrics import HEADLINE
 
+    clean = report.get("without_training_patients")
+    if clean is not None:
+        print(f"  {'':<18} {'all':<8} without the patients the model was trained on")
     for name in HEADLINE:
-        value = report[name]
-        print(f"  {name:<18} {'n/a' if math.isnan(value) else f'{value:.4f}'}")
+        line = f"  {name:<18} {format_value(report[name], 4)}"
+        if clean is not None:
+            line = f"{line:<29} {format_value(clean[name], 4)}"
+        print(line)
     (tn, fp), (fn, tp) = report["confusion_matrix"]
     print(f"  confusion matrix   TN {tn}  FP {fp}  FN {fn}  TP {tp}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .._format import format_value, plural
 from ._common import (
     CLIError,
     add_skip_bad_files,
@@ -14,11 +15,11 @@ from ._common import (
     check_threshold,
     load_data,
     load_model_or_pretrained,
-    plural,
     predict_idc,
     use_test_time_augmentation,
 )
 from ._output import RunOutput, add_overwrite
+from ._patients import check_one_patient, model_patients
 
 
 def add_parser(subparsers) -> None:
@@ -29,7 +30,8 @@ def add_parser(subparsers) -> None:
         "<patient>/1/*.png) with a model saved by 'idcclf train', place the patches at the "
         "x, y coordinates in their file names, and draw side by side the rebuilt tissue, "
         "the predicted IDC probability map and the ground-truth IDC map as a PNG. Without "
-        "MODEL, the pretrained CancerNet bundled with idcclf is used.",
+        "MODEL, the pretrained CancerNet bundled with idcclf is used. A warning says so when "
+        "the patient is one the model was trained or validated on.",
         usage="idcclf heatmap [-h] [--out FILE.png] [--overwrite] [--threshold T] "
         "[--skip-bad-files] [--tta] [MODEL] PATIENT_DIR",
     )
@@ -85,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         args, [patient_dir.resolve().parent], patients=[patient], cache=False, announce=False
     )
     model = use_test_time_augmentation(load_model_or_pretrained(model_path), args)
+    check_one_patient(patient, model_patients(model, model_path))
     proba = predict_idc(model, data.data, model_path or "pretrained model")
 
     from ..slides import patient_table, plot_heatmap
@@ -104,11 +107,8 @@ def run(args: argparse.Namespace) -> int:
         f"patient {patient}: {plural(row['n_patches'], 'patch', 'patches')}, "
         f"{row['n_idc_true']} IDC, {row['n_idc_pred']} predicted IDC (threshold "
         f"{args.threshold:g}), mean probability {row['mean_proba']:.3f}, "
-        f"sensitivity {_maybe(row['sensitivity'])}, specificity {_maybe(row['specificity'])}"
+        f"sensitivity {format_value(row['sensitivity'])}, "
+        f"specificity {format_value(row['specificity'])}"
     )
     print(f"saved {out}")
     return 0
-
-
-def _maybe(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from .._format import plural
 from ._common import (
     CLIError,
     add_skip_bad_files,
     add_test_time_augmentation,
     add_threshold,
+    check_finite,
     check_threshold,
+    library_errors,
     load_model_or_pretrained,
-    plural,
     predict_idc,
     read_png_files,
     split_model_argument,
@@ -77,44 +81,74 @@ def run(args: argparse.Namespace) -> int:
     model_path, paths = split_model_argument(args.items)
     if not paths:
         raise CLIError(f"{model_path}: no PNG files or folders given after MODEL")
-    if args.scheduler is not None:
-        return run_on_scheduler(args, model_path, paths)
-    patches, files = read_png_files(args, collect_pngs(paths))
-    model = use_test_time_augmentation(load_model_or_pretrained(model_path), args)
-    proba = predict_idc(model, patches, model_path or "pretrained model")
-    print("probability\tprediction\tfile")
-    for path, p in zip(files, proba, strict=True):
-        print(f"{p:.4f}\t{'IDC' if p >= args.threshold else 'no IDC'}\t{path}")
-    n_idc = int((proba >= args.threshold).sum())
-    print(
-        f"{plural(len(files), 'patch', 'patches')}: {n_idc} predicted IDC "
-        f"({n_idc / len(files):.1%}) at threshold {args.threshold:g}",
-        file=sys.stderr,
-    )
+    if args.scheduler is None:
+        scored = score_here(args, model_path, paths)
+    else:
+        scored = score_on_scheduler(args, model_path, paths)
+    print_predictions(scored, args.threshold)
     return 0
 
 
-def run_on_scheduler(args: argparse.Namespace, model_path: Path | None, paths: list[Path]) -> int:
-    """``run`` for ``--scheduler``: patient folders scored by ``idcclf.predict_patients``."""
+def print_predictions(scored: Iterable[tuple[Path, float]], threshold: float) -> None:
+    """One ``probability, prediction, file`` line per patch, then the summary on stderr.
+
+    The header waits for the first patch, so that an error before it prints nothing.
+    """
+    rows = iter(scored)
+    first = next(rows, None)
+    print("probability\tprediction\tfile", flush=True)
+    n_patches = n_idc = 0
+    for path, p in itertools.chain([] if first is None else [first], rows):
+        called = p >= threshold
+        print(f"{p:.4f}\t{'IDC' if called else 'no IDC'}\t{path}")
+        n_patches, n_idc = n_patches + 1, n_idc + int(called)
+    share = f" ({n_idc / n_patches:.1%})" if n_patches else ""
+    print(
+        f"{plural(n_patches, 'patch', 'patches')}: {n_idc} predicted IDC{share} "
+        f"at threshold {threshold:g}",
+        file=sys.stderr,
+    )
+
+
+def score_here(
+    args: argparse.Namespace, model_path: Path | None, paths: list[Path]
+) -> Iterator[tuple[Path, float]]:
+    """Every PNG file named or found under ``paths``, with its IDC probability."""
+    patches, files = read_png_files(args, collect_pngs(paths))
+    model = use_test_time_augmentation(load_model_or_pretrained(model_path), args)
+    proba = predict_idc(model, patches, model_path or "pretrained model")
+    return zip(files, proba.tolist(), strict=True)
+
+
+def score_on_scheduler(
+    args: argparse.Namespace, model_path: Path | None, paths: list[Path]
+) -> Iterator[tuple[Path, float]]:
+    """``score_here`` on a Dask cluster, one task per patient (``idcclf.predict_patients``).
+
+    The patients' lines come as their tasks finish. Errors are reported as on the local
+    path: the library's through ``library_errors``, NaN probabilities by ``check_finite``.
+    """
+    if args.skip_bad_files:
+        raise CLIError(
+            "--skip-bad-files does not apply with --scheduler: a bad file stops its "
+            "patient's task; fix or remove it, or predict here without --scheduler"
+        )
     try:
         from distributed import Client
     except ImportError:
         raise CLIError("--scheduler needs dask.distributed: pip install 'idcclf[dask]'") from None
+    model = use_test_time_augmentation(load_model_or_pretrained(model_path), args)
+    with library_errors(args, f"cannot reach the scheduler at {args.scheduler}"):
+        client = Client(args.scheduler)
+    return _patients_scored(args, client, model, model_path or "pretrained model", paths)
+
+
+def _patients_scored(args, client, model, model_name, paths) -> Iterator[tuple[Path, float]]:
     from ..distributed import predict_patients
 
-    model = use_test_time_augmentation(load_model_or_pretrained(model_path), args)
-    try:
-        client = Client(args.scheduler)
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise CLIError(f"cannot reach the scheduler at {args.scheduler}: {exc}") from None
-    with client:
-        try:
-            results = predict_patients(model, paths, client=client)
-            print("probability\tprediction\tfile")
-            for result in results:
-                parent = Path(result.folder).parent
-                for name, p in zip(result.filenames, result.idc_proba, strict=True):
-                    print(f"{p:.4f}\t{'IDC' if p >= args.threshold else 'no IDC'}\t{parent / name}")
-        except (ValueError, OSError) as exc:
-            raise CLIError(str(exc)) from None
-    return 0
+    with client, library_errors(args):
+        for result in predict_patients(model, paths, client=client):
+            proba = check_finite(result.idc_proba, model_name)
+            parent = Path(result.folder).parent
+            for name, p in zip(result.filenames, proba.tolist(), strict=True):
+                yield parent / name, p

@@ -6,7 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
-from ._common import CLIError, library_errors, plural
+from .._format import plural
+from ._common import CLIError, library_errors
 from ._types import fraction
 
 

@@ -6,12 +6,12 @@ import argparse
 import time
 from pathlib import Path
 
+from .._format import plural
 from ._common import (
     CLIError,
     add_data_arguments,
     library_errors,
     load_data,
-    plural,
     quiet_tensorflow_start,
     require_both_classes,
 )
@@ -81,6 +81,12 @@ def add_parser(subparsers) -> None:
         help="skip refitting the best setting on all the data at the end",
     )
     parser.add_argument(
+        "--save-best",
+        action="store_true",
+        help="save the best setting refitted on all the data as NAME_best.joblib in --out, "
+        "a model file for 'idcclf evaluate', 'predict' and 'heatmap' (needs the refit)",
+    )
+    parser.add_argument(
         "--random-state",
         metavar="N",
         type=int,
@@ -97,7 +103,11 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--n-jobs must not be 0 (1 = sequential, -1 = all cores)")
     if args.cv < 2:
         raise CLIError(f"--cv {args.cv}: cross-validation needs at least 2 folds")
+    if args.save_best and args.no_refit:
+        raise CLIError("--save-best saves the refitted best setting: drop --no-refit")
     names = [f"{args.name}.{suffix}" for suffix in ("csv", "md", "png")]
+    if args.save_best:
+        names.append(best_model_name(args))
     output = RunOutput(args.out, names, overwrite=args.overwrite)
     started = time.perf_counter()
     data, source = load_data(
@@ -137,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
     )
     with output:
         result.save(output.folder, notes=notes)
+        if args.save_best:
+            save_best(result, groups, output / best_model_name(args))
     print(result.to_markdown())
     print(result.summary())
     print(f"saved {', '.join(map(str, output.written()))}")
@@ -144,6 +156,30 @@ def run(args: argparse.Namespace) -> int:
     # Unless --quiet, the study itself has printed "done in" for the search.
     print(f"done in {elapsed}" if args.quiet else f"total {elapsed}, loading and saving included")
     return 0
+
+
+def best_model_name(args: argparse.Namespace) -> str:
+    return f"{args.name}_best.joblib"
+
+
+def save_best(result, groups, path: Path) -> None:
+    """Save the refitted best ``IDCClassifier`` with joblib, atomically, for ``evaluate``.
+
+    Its training patients are all the patients of the study's data: the refit saw them
+    all (for models whose ``fit`` does not record them, they are set here).
+    """
+    from .._io import atomic_dump
+
+    model = result.best_classifier_
+    if model is None:
+        raise CLIError(
+            "--save-best: the study has no refitted best setting to save (its refit did not run)"
+        )
+    if getattr(model, "training_groups_", None) is None:
+        import numpy as np
+
+        model.training_groups_ = np.unique(np.asarray(groups).astype(str))
+    atomic_dump(model, path)
 
 
 def _command(args: argparse.Namespace) -> str:
@@ -160,5 +196,7 @@ def _command(args: argparse.Namespace) -> str:
             parts += [f"--{option.replace('_', '-')}", str(value)]
     if args.no_refit:
         parts.append("--no-refit")
+    if args.save_best:
+        parts.append("--save-best")
     parts += ["--random-state", str(args.random_state)]
     return " ".join(parts)

@@ -11,14 +11,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from .._format import plural
 from ._common import (
     add_data_arguments,
     library_errors,
-    plural,
     predict_idc,
     quiet_tensorflow_start,
 )
 from ._output import RunOutput, add_overwrite
+from ._patients import ModelPatients, checked_report, print_intervals, with_intervals
 from ._train_parts import (
     DEFAULT_TEST_SIZE,
     DEFAULT_VAL_SIZE,
@@ -122,13 +123,22 @@ def run(args: argparse.Namespace) -> int:
     )
     clf = make_classifier(args, plan.validation_fraction)
     interrupted = fit(clf, plan, args)
-    check_validation_patients(clf, plan)
-    report = score(clf, plan, args)
+    patients = fitted_patients(clf, plan)
     epochs_done = len(clf.history_.get("loss", []))
+    best_epoch = getattr(clf, "best_epoch_", None)
+    if args.early_stopping and best_epoch is not None and not interrupted:
+        print(
+            f"early stopping: the model keeps the weights of epoch {best_epoch} of "
+            f"{epochs_done} run (lowest validation loss)",
+            flush=True,
+        )
+    report = score(clf, plan, args, patients)
     facts = {
         "interrupted": interrupted,
         "epochs_completed": epochs_done,
-        "validation_patients": [] if plan.validation is None else plan.validation.patients,
+        "best_epoch": best_epoch,
+        "training_patients": patients.training,
+        "validation_patients": validation_patients(plan, patients),
         "test_patients": plan.test.patients,
     }
     save(output, clf, {**report, **facts}, plan.source)
@@ -222,18 +232,31 @@ def _after_the_last_epoch(clf, ctrl_c: list) -> Iterator[None]:
         watcher.join()
 
 
-def check_validation_patients(clf, plan: Plan) -> None:
-    """Say so if the estimator held out other validation patients than announced."""
-    if plan.validation is None or plan.given:
-        return
-    held = sorted(map(str, clf.validation_groups_ if clf.validation_groups_ is not None else []))
-    if held != plan.validation.patients:
-        print(f"note: validation patients were {' '.join(held) or 'none'} after all")
+def fitted_patients(clf, plan: Plan) -> ModelPatients:
+    """The patients the model was fitted on (``training_groups_``, ``validation_groups_``).
+
+    Says so if the estimator held out other validation patients than announced.
+    """
+    held = clf.validation_groups_
+    validation = [] if held is None else sorted(map(str, held))
+    if plan.validation is not None and not plan.given and validation != plan.validation.patients:
+        print(f"note: validation patients were {' '.join(validation) or 'none'} after all")
+    return ModelPatients("the trained model", sorted(map(str, clf.training_groups_)), validation)
 
 
-def score(clf, plan: Plan, args: argparse.Namespace) -> dict:
-    """Print and return the test report (and the given validation part's, if any)."""
-    from ..metrics import evaluation_report, format_report
+def validation_patients(plan: Plan, patients: ModelPatients) -> list[str]:
+    """The given validation part's patients, or those the estimator held out."""
+    if plan.given:
+        return [] if plan.validation is None else plan.validation.patients
+    return patients.validation
+
+
+def score(clf, plan: Plan, args: argparse.Namespace, patients: ModelPatients) -> dict:
+    """Print and return the test report (and the given validation part's, if any).
+
+    Each part is checked against the patients the model was fitted on.
+    """
+    from ..metrics import format_report
 
     parts = [("test", plan.test)]
     if plan.given and plan.validation is not None:
@@ -250,10 +273,13 @@ def score(clf, plan: Plan, args: argparse.Namespace) -> dict:
             "the trained model",
             f"training diverged; lower --learning-rate (now {args.learning_rate:g})",
         )
-        reports[name] = evaluation_report(part.y, proba)
+        reports[name] = checked_report(part.y, proba, part.groups, patients, threshold=0.5)
+        if name == "test":
+            with_intervals(reports[name], part.y, proba, part.groups)
     for name, report in reports.items():
         print(f"\n{name} patients ({plural(report['n_samples'], 'patch', 'patches')}):")
         print(format_report(report))
+    print_intervals(reports["test"], "test")
     test = reports.pop("test")
     return {**test, **({"validation": reports["validation"]} if reports else {})}
 
