@@ -270,9 +270,13 @@ def finish(clf, tracker: BestEpochTracker, X_train, interrupted: bool) -> int | 
     if keep_best and tracker.best_weights is not None:
         clf.model_.set_weights(tracker.best_weights)
     if clf.recalibrate_batch_norm and clf.batch_norm:
-        recalibrate_batch_norm(
-            clf.model_, random_subset(X_train, RECALIBRATION_SAMPLES, clf._random_state)
-        )
+        subset = random_subset(X_train, RECALIBRATION_SAMPLES, clf._random_state)
+        if clf.verbose:  # seconds of work after the last epoch's line: say what it is
+            print(
+                f"re-estimating the batch-norm statistics on {len(subset)} training patches...",
+                flush=True,
+            )
+        recalibrate_batch_norm(clf.model_, subset)
     if interrupted:
         if not tracker.history:
             raise KeyboardInterrupt("training interrupted before the first epoch ended")

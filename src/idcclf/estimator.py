@@ -124,7 +124,8 @@ batch_norm, separable, dense_units
         a later ``fit`` with the same settings and labels resumes there (``epochs``
         may grow, unless scheduled). Another run's checkpoint is refused.
     verbose : int, default=0
-        0 is silent, 1 shows the Keras progress bar, 2 one line per epoch.
+        0 is silent, 1 shows the Keras progress bar, 2 one line per epoch; both
+        also say when the batch-norm statistics are re-estimated after training.
 
     Attributes
     ----------

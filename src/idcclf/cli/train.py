@@ -169,7 +169,7 @@ def make_classifier(args: argparse.Namespace, validation_fraction: float):
 
 def fit(clf, plan: Plan, args: argparse.Namespace) -> bool:
     """Train; True when Ctrl-C ended training after at least one epoch."""
-    with _noting_ctrl_c() as ctrl_c, _after_the_last_epoch(clf, ctrl_c), library_errors(args):
+    with _noting_ctrl_c() as ctrl_c, library_errors(args):
         clf.fit(plan.fit.X, plan.fit.y, groups=plan.fit.groups)
     if ctrl_c:
         best = getattr(clf, "best_epoch_", None)
@@ -199,37 +199,6 @@ def _noting_ctrl_c() -> Iterator[list]:
         yield pressed
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-@contextlib.contextmanager
-def _after_the_last_epoch(clf, ctrl_c: list) -> Iterator[None]:
-    """Say what ``fit`` does after its last epoch, which takes seconds of silence otherwise.
-
-    A thread watches the Keras model's History (or its early stop, or Ctrl-C); ``fit``
-    has no hook of its own for this.
-    """
-    finished = threading.Event()
-
-    def watch() -> None:
-        while not finished.wait(0.5):
-            model = getattr(clf, "model_", None)
-            epochs_done = len(getattr(getattr(model, "history", None), "epoch", []))
-            if epochs_done >= clf.epochs or getattr(model, "stop_training", False) or ctrl_c:
-                # Keras prints the epoch's line just after History records it.
-                if not finished.wait(1.0) and clf.batch_norm and clf.recalibrate_batch_norm:
-                    print(
-                        "re-estimating the batch-norm statistics on the training patches...",
-                        flush=True,
-                    )
-                return
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
-        yield
-    finally:
-        finished.set()
-        watcher.join()
 
 
 def fitted_patients(clf, plan: Plan) -> ModelPatients:
