@@ -23,6 +23,7 @@ _EXPORTS = {
     "evaluation_report": "metrics",
     "sensitivity": "metrics",
     "specificity": "metrics",
+    "quiet_tensorflow": "_tensorflow",
     "predict_patients": "distributed",
 }
 

@@ -8,8 +8,6 @@ the same everywhere and loader errors reach the user the same way.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -164,32 +162,11 @@ def read_png_files(args: argparse.Namespace, files: list[Path]):
 
 
 def quiet_tensorflow_start() -> None:
-    """Import TensorFlow and initialize its devices with native stderr silenced.
+    """Start TensorFlow quietly; every command calls it before its first import of
+    TensorFlow, Keras or the estimator (unpickling a model imports them too)."""
+    from .._tensorflow import quiet_tensorflow
 
-    TensorFlow's C++ start-up messages (oneDNN notices, CUDA probing on machines without
-    a GPU) are written before its logging can be configured, so environment variables
-    cannot hide them; redirecting the stderr file descriptor for the start-up can.
-    Python exceptions still propagate and are reported after stderr is restored.
-    Every command calls it before its first import of TensorFlow, Keras or the
-    estimator (unpickling a model imports them too).
-    """
-    if "tensorflow" not in sys.modules:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, 2)
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            os.close(devnull)
-    import tensorflow as tf
-
-    # Retracing notices of every new model are noise on a command line.
-    tf.get_logger().setLevel("ERROR")
+    quiet_tensorflow()
 
 
 def check_model_path(path: Path) -> None:
