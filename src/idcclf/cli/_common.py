@@ -91,6 +91,8 @@ def load_data(
 
     options.setdefault("patients", getattr(args, "patients", None))
     options["on_error"] = "skip" if args.skip_bad_files else "raise"
+    # A cold decode of a large tree takes a minute: say how far it is (on stderr).
+    options.setdefault("verbose", 0 if getattr(args, "quiet", False) else 1)
     started = time.perf_counter()
     with library_errors(args):
         if not roots:
