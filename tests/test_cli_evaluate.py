@@ -6,6 +6,7 @@ import shutil
 import joblib
 import numpy as np
 import pytest
+from _tiny import TINY_FIT
 from PIL import Image
 
 from idcclf.cli import build_parser, main
@@ -20,14 +21,7 @@ def model_file(tmp_path_factory):
     from idcclf import IDCClassifier
 
     bunch = load_sample(patients=PATIENTS)
-    clf = IDCClassifier(
-        filters=(4, 8, 8),
-        dense_units=8,
-        epochs=1,
-        augment=False,
-        validation_fraction=0,
-        random_state=0,
-    ).fit(bunch.data, bunch.target)
+    clf = IDCClassifier(**TINY_FIT).fit(bunch.data, bunch.target)
     path = tmp_path_factory.mktemp("model") / "model.joblib"
     joblib.dump(clf, path)
     return path
