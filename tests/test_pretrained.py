@@ -58,3 +58,9 @@ def test_shipped_model_separates_the_sample(sample):
     # scores ~0.5), not how well the model generalizes: that is measured by
     # patient-grouped CV (docs/evaluation.md)
     assert roc_auc_score(y, proba) > 0.85
+
+
+def test_shipped_model_refuses_patches_scaled_to_0_1(sample):
+    X, _, _ = sample
+    with pytest.raises(ValueError, match="trained on 0-255 pixels"):
+        load_pretrained().predict(X[:8] / 255.0)

@@ -2,8 +2,10 @@
 
 Made once, with the code of commit c0d8271 (before the estimator was split into
 modules), and committed: tests/test_estimator.py checks that later code still loads
-this pickle and predicts the stored probabilities, and that the shipped pretrained
-model still gives the probabilities it gave then. Rerunning this script with newer
+this pickle and predicts the stored probabilities. The same model was also written
+as a pretrained folder (``legacy_pretrained/``) by that code's ``save_pretrained``,
+and ``pretrained_folder_proba`` holds what ``load_pretrained`` of that code predicted
+from it (the shipped model itself has been retrained since). Rerunning this script with newer
 code would defeat that purpose; it is kept to say how the files were made.
 
     PYTHONPATH=src python tests/data/make_legacy_model.py
@@ -15,8 +17,17 @@ import joblib
 import numpy as np
 
 from idcclf import IDCClassifier, load_pretrained, load_sample
+from idcclf.pretrained import save_pretrained
 
 HERE = Path(__file__).resolve().parent
+
+
+def _through_pretrained_folder(clf, X):
+    folder = HERE / "legacy_pretrained"
+    info = {"command": "tests/data/make_legacy_model.py (pretrained folder)"}
+    save_pretrained(clf, folder, info=info)
+    return load_pretrained(folder).predict_proba(X)
+
 
 bunch = load_sample(patients=["8863", "8867"])
 rng = np.random.default_rng(0)
@@ -38,6 +49,6 @@ np.savez_compressed(
     X=X_check,
     proba=clf.predict_proba(X_check),
     proba_tta=clf.set_params(test_time_augmentation=True).predict_proba(X_check),
-    # the shipped pretrained model, loaded by the code of that time, on the same patches
-    pretrained_proba=load_pretrained().predict_proba(X_check),
+    # the same model through a pretrained folder, saved and loaded by that code
+    pretrained_folder_proba=_through_pretrained_folder(clf, X_check),
 )
