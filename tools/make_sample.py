@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import shutil
 import struct
 import sys
@@ -46,10 +47,14 @@ HARD_LIMIT_BYTES = 25 * 1024 * 1024
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The full public set: 198,738 class 0 and 78,786 class 1 patches.
 FULL_SET_SHARE = 78_786 / (198_738 + 78_786)
-# The shipped model (idcclf/_data/pretrained) was trained on the complete patients
-# except these three, which `idcclf train` held out as its test patients
-# (docs/evaluation.md); it never saw a partial patient.
-SHIPPED_TEST_PATIENTS = ("8950", "8980", "9076")
+SHIPPED_CONFIG = REPO / "src" / "idcclf" / "_data" / "pretrained" / "config.json"
+
+
+def shipped_model_patients() -> set[str]:
+    """Patients the shipped model was trained or validated on, as its config records them."""
+    config = json.loads(SHIPPED_CONFIG.read_text())
+    return set(config.get("training_groups") or []) | set(config.get("validation_groups") or [])
+
 
 Files = dict[str, list[tuple[str, tuple[int, int]]]]  # class -> [(name, (w, h))]
 
@@ -195,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         if old.is_dir():
             shutil.rmtree(old)
     rows, copied = [], []
+    seen_by_shipped_model = shipped_model_patients()
     for p in sorted(files, key=int):
         n = {"1": n1[p], "0": min(avail[p][0], args.per_patient - n1[p])}
         picked = pick(files[p], n, args.max_odd, args.seed)
@@ -206,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.copyfile(roots[source[p]] / p / c / name, out_dir / name)  # byte for byte
                 copied.append(out_dir / name)
         odd_sizes = [sizes[nm] for c in "01" for nm in picked[c] if sizes[nm] != (50, 50)]
-        trained = source[p] == "complete" and p not in SHIPPED_TEST_PATIENTS
+        trained = p in seen_by_shipped_model
         rows.append(
             {"patient": p, "source": source[p], "n": n, "avail": avail[p], "odd": odd_sizes,
              "all_odd": n_odd(files[p]), "shipped_trained": trained}
@@ -261,14 +267,21 @@ def render_readme(
     )
     seen = [r["patient"] for r in rows if r["shipped_trained"]]
     unseen = [r["patient"] for r in rows if not r["shipped_trained"]]
-    shipped = textwrap.fill(
-        f"The model `load_pretrained()` returns was trained on {len(seen)} of these patients "
-        f"({' '.join(seen)}): scores on them say nothing about how it generalizes. It never "
-        f"saw the other {len(unseen)}: its 3 test patients "
-        f"({' '.join(SHIPPED_TEST_PATIENTS)}) and every partial patient. Evaluate it on "
-        f"those only: `load_sample(patients=[...])` with these ids: {' '.join(unseen)}.",
-        88,
-    )
+    if unseen:
+        text = (
+            f"The model `load_pretrained()` returns was trained or validated on {len(seen)} "
+            f"of these patients: scores on them say nothing about how it generalizes. "
+            f"Evaluate it on the other {len(unseen)} only: `load_sample(patients=[...])` "
+            f"with these ids: {' '.join(unseen)}."
+        )
+    else:
+        text = (
+            f"The model `load_pretrained()` returns was trained or validated on all "
+            f"{len(seen)} of these patients (its config lists them), so its scores on this "
+            "sample say nothing about how it generalizes: docs/evaluation.md gives its "
+            "recipe's figures on patients it never saw, by patient-grouped cross-validation."
+        )
+    shipped = textwrap.fill(text, 88)
     return f"""# Embedded IDC sample
 
 Real patches bundled with idcclf so that tests, examples and `idcclf predict` work
@@ -299,7 +312,7 @@ patches of that copy.
 
 {contents}
 
-| patient | source | class 0 | class 1 | smaller than 50x50 | shipped model trained on it |
+| patient | source | class 0 | class 1 | smaller than 50x50 | shipped model trained or validated on it |
 |---|---|---|---|---|---|
 {table}
 
