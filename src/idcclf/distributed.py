@@ -309,6 +309,7 @@ def _write_csv(result: PatientPrediction, out: Path) -> Path:
 
 
 def _stream_on_cluster(client, model, folders, options, retries):
+    """Yield each patient's result as its task on ``client`` finishes, the model sent once."""
     import joblib
     from distributed import as_completed
 

@@ -23,6 +23,7 @@ from ._patients import check_one_patient, model_patients
 
 
 def add_parser(subparsers) -> None:
+    """Register ``idcclf heatmap`` and its options."""
     parser = subparsers.add_parser(
         "heatmap",
         help="draw a patient's tissue with the predicted and the true IDC regions",

@@ -27,6 +27,7 @@ from ._types import existing_path
 
 
 def add_parser(subparsers) -> None:
+    """Register ``idcclf predict`` and its options."""
     parser = subparsers.add_parser(
         "predict",
         help="print the IDC probability of each PNG patch",
