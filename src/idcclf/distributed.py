@@ -7,10 +7,8 @@ also hands to workers that join or restart later) and is deserialized once per w
 process; a task decodes its patient's PNGs ``batch_size`` at a time, so a worker's
 memory does not grow with the archive or the patient, and sends back only
 probabilities, coordinates and file names. Without a client the same function runs in
-this process, so both give the same figures.
-
-``dask.distributed`` is optional (``pip install 'idcclf[dask]'``); it is imported only
-when a client is used.
+this process, so both give the same figures. ``dask.distributed`` is optional
+(``pip install 'idcclf[dask]'``); it is imported only when a client is used.
 """
 
 from __future__ import annotations
