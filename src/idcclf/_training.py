@@ -13,12 +13,12 @@ from typing import NamedTuple
 
 import keras
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
 from sklearn.utils import compute_sample_weight
 
 from ._ops import recalibrate_batch_norm
 from ._seeding import seeded
 from .callbacks import BestEpochTracker, Checkpoint, fingerprint
+from .splits import validation_split
 
 OPTIMIZERS = {
     "adagrad": keras.optimizers.Adagrad,
@@ -78,37 +78,6 @@ def split(clf, X, y, sample_weight, groups) -> TrainingData:
             None if groups is None or val is None else np.unique(np.asarray(groups)[val])
         ),
     )
-
-
-def validation_split(
-    y: np.ndarray, groups, fraction: float, seed: int | None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Training and validation indices: stratified by class, grouped by patient if given.
-
-    With ``fraction`` 0 every sample trains and the validation part is None.
-    """
-    everything = np.arange(len(y))
-    if fraction == 0:
-        return everything, None
-    labels = np.asarray(y).astype(int)
-    if groups is None:
-        splitter = StratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
-        try:
-            return next(splitter.split(everything, labels))
-        except ValueError as exc:
-            raise ValueError(
-                f"cannot hold out validation_fraction={fraction} of {len(y)} samples with "
-                f"every class on both sides ({exc}); use more data or validation_fraction=0"
-            ) from None
-    n_groups = np.unique(groups).size
-    if n_groups < 2:
-        raise ValueError(
-            "a validation split by patient needs at least 2 distinct groups, got "
-            f"{n_groups}; pass more patients or set validation_fraction=0"
-        )
-    n_splits = min(n_groups, max(2, round(1 / fraction)))
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    return next(splitter.split(everything, labels, groups))
 
 
 def training_weights(

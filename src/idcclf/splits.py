@@ -113,6 +113,40 @@ def _cost(part, patches, positives, targets, n_parts) -> float:
     return cost
 
 
+def validation_split(
+    y: np.ndarray, groups, fraction: float, seed: int | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Training and validation indices: stratified by class, grouped by patient if given.
+
+    The split ``IDCClassifier(validation_fraction=fraction).fit`` holds out. With
+    ``fraction`` 0 every sample trains and the validation part is None.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
+
+    everything = np.arange(len(y))
+    if fraction == 0:
+        return everything, None
+    labels = np.asarray(y).astype(int)
+    if groups is None:
+        splitter = StratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+        try:
+            return next(splitter.split(everything, labels))
+        except ValueError as exc:
+            raise ValueError(
+                f"cannot hold out validation_fraction={fraction} of {len(y)} samples with "
+                f"every class on both sides ({exc}); use more data or validation_fraction=0"
+            ) from None
+    n_groups = np.unique(groups).size
+    if n_groups < 2:
+        raise ValueError(
+            "a validation split by patient needs at least 2 distinct groups, got "
+            f"{n_groups}; pass more patients or set validation_fraction=0"
+        )
+    n_splits = min(n_groups, max(2, round(1 / fraction)))
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    return next(splitter.split(everything, labels, groups))
+
+
 def split_by_patient(
     bunch: Bunch,
     *,

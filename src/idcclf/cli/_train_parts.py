@@ -133,10 +133,10 @@ def _split_by_patient(args: argparse.Namespace) -> Plan:
 def planned_validation(y, groups, fraction: float, random_state: int) -> np.ndarray:
     """Mask of the patches ``IDCClassifier(validation_fraction=fraction).fit`` holds out.
 
-    Its rule, applied ahead of time so that the patients can be shown before training;
-    ``train`` checks the estimator's ``validation_groups_`` against it afterwards.
+    The estimator's own split, applied ahead of time so that the patients can be shown
+    before training; ``train`` checks ``validation_groups_`` against it afterwards.
     """
-    from sklearn.model_selection import StratifiedGroupKFold
+    from ..splits import validation_split
 
     n_groups = np.unique(groups).size
     if n_groups < 2:
@@ -144,12 +144,10 @@ def planned_validation(y, groups, fraction: float, random_state: int) -> np.ndar
             f"the training part has {plural(n_groups, 'patient')}: too few to hold one out "
             "for validation; pass --val-size 0 or give more patients"
         )
-    n_splits = min(n_groups, max(2, round(1 / fraction)))
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
     with warnings.catch_warnings():
         # The estimator repeats this split (and its warning about small classes).
         warnings.simplefilter("ignore", UserWarning)
-        _, held = next(splitter.split(np.arange(len(y)), np.asarray(y).astype(int), groups))
+        _, held = validation_split(y, groups, fraction, random_state)
     mask = np.zeros(len(y), dtype=bool)
     mask[held] = True
     return mask
