@@ -11,6 +11,8 @@ from idcclf.cli import main
 from idcclf.datasets import sample_path
 
 #: Python-level names that must never reach a command-line user's error message.
+#: What starts every line of the loader's progress on stderr.
+PROGRESS = "load_idc: "
 PYTHON_NAMES = (
     "Traceback",
     "on_error",
@@ -60,12 +62,17 @@ def run_mains(*argvs, timeout=300):
     return [tuple(line) for line in lines], result.stderr
 
 
+def without_progress(err: str) -> str:
+    """``err`` without the loader's progress lines (``load_idc: decoding ...``)."""
+    return "".join(line for line in err.splitlines(keepends=True) if not line.startswith(PROGRESS))
+
+
 def one_line_error(capsys, argv, *expected):
     """Run ``main(argv)`` in this process; check it ends with one error line; return it."""
     argv = [str(a) for a in argv]
     capsys.readouterr()
     status = main(argv)
-    err = capsys.readouterr().err
+    err = without_progress(capsys.readouterr().err)
     assert status == 2, err
     errors = [line for line in err.splitlines() if "error" in line]
     assert len(errors) == 1 and errors[0].startswith(f"idcclf {argv[0]}: error: "), err

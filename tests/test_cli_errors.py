@@ -18,6 +18,7 @@ from _cli import (  # noqa: F401
     run_mains,
     save_tiny_model,
     small_network,
+    without_progress,
 )
 from _trees import make_sample_tree
 
@@ -103,7 +104,7 @@ def test_evaluate_on_a_patient_folder_names_the_flags(tmp_path, model_file, caps
     patient = copy_patients(tmp_path / "data", PATIENTS[:1]) / PATIENTS[0]
     capsys.readouterr()
     status = main(["evaluate", str(model_file), "--data", str(patient), "--out", str(tmp_path)])
-    err = capsys.readouterr().err
+    err = without_progress(capsys.readouterr().err)
     assert "load_idc" not in err and "patients=[" not in err
     if status == 2 and "single patient" in err:
         assert f"--data {tmp_path / 'data'} --patients {PATIENTS[0]}" in err

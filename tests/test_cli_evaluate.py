@@ -6,6 +6,7 @@ import shutil
 import joblib
 import numpy as np
 import pytest
+from _cli import without_progress
 from _tiny import TINY_FIT
 from PIL import Image
 
@@ -47,7 +48,7 @@ def assert_png(path):
 def assert_one_line_error(capsys, argv, *expected):
     capsys.readouterr()
     assert main(argv) == 2
-    err = capsys.readouterr().err
+    err = without_progress(capsys.readouterr().err)
     assert err.count("\n") == 1 and err.startswith(f"idcclf {argv[0]}: error: "), err
     for text in expected:
         assert text in err, err

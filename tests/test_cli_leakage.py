@@ -5,7 +5,7 @@ import warnings
 
 import joblib
 import pytest
-from _cli import run_cli
+from _cli import run_cli, without_progress
 
 from idcclf.cli import main
 from idcclf.datasets import load_sample, sample_path
@@ -55,7 +55,7 @@ def test_evaluate_warns_in_one_line_and_reports_figures_without_them(fitted, tmp
     result = run_cli("evaluate", path, "--patients", *patients, "--out", out)
     assert result.returncode == 0, result.stderr
     shared = sorted([training, validation])
-    lines = result.stderr.splitlines()
+    lines = without_progress(result.stderr).splitlines()
     assert len(lines) == 1 and lines[0].startswith(
         f"idcclf evaluate: warning: 2 of the 4 patients evaluated were used to train this "
         f"model (as training or validation patients): {' '.join(shared)}; figures without "
