@@ -87,29 +87,14 @@ RECIPES = {
 
 
 def load_roots(roots):
-    """Load every IDC root and concatenate them into ``(X, y, groups)``.
+    """``(X, y, groups)`` of every patient under ``roots``, read by ``load_idc``.
 
-    Stands in for ``load_idc`` of a list of roots. Patient ids must be unique across
-    the roots: the same id in two roots would merge two patients into one group.
+    A patient id found under two roots is refused by ``load_idc`` (``ValueError``).
     """
     from idcclf import load_idc
 
-    parts, owner = [], {}
-    for root in roots:
-        bunch = load_idc(root)
-        for patient in map(str, np.unique(bunch.groups)):
-            if patient in owner:
-                raise ValueError(f"patient {patient} is in both {owner[patient]} and {root}")
-            owner[patient] = root
-        parts.append(bunch)
-    if len(parts) == 1:
-        return parts[0].data, parts[0].target, np.asarray(parts[0].groups).astype(str)
-    groups = np.concatenate([np.asarray(b.groups).astype(str) for b in parts])
-    return (
-        np.concatenate([b.data for b in parts]),
-        np.concatenate([b.target for b in parts]),
-        groups,
-    )
+    bunch = load_idc(list(roots) if len(roots) > 1 else roots[0])
+    return bunch.data, bunch.target, np.asarray(bunch.groups).astype(str)
 
 
 def subsample(y, groups, fraction: float, seed: int = 0) -> np.ndarray:

@@ -101,14 +101,17 @@ def test_two_roots_tutorial_recipe_and_training_subset(tmp_path):
 
 
 def test_colliding_patient_ids_are_refused(tmp_path):
+    patient = sample_patients()[0]
+    for root in ("a", "b"):
+        shutil.copytree(sample_path() / patient, tmp_path / root / patient)
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--data", str(sample_path()), "--data", str(sample_path())],
+        [sys.executable, str(SCRIPT), "--data", str(tmp_path / "a"), "--data", str(tmp_path / "b")],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 2
-    assert f"patient {sample_patients()[0]} is in both" in done.stderr
+    assert f"patient {sample_patients()[0]} is under two roots" in done.stderr
 
 
 @pytest.mark.parametrize(
