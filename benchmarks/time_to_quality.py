@@ -43,8 +43,11 @@ all the others) for validation; both lists are printed.
 Levers to compare, by running the script with other ``--set`` values (every run trains
 the tutorial too, as the common yardstick):
 
-- a decaying learning rate: ``--set lr_schedule='cosine' --set learning_rate=0.02``
-  (the rate follows ``--epochs``, the budget);
+- warm-up and decay: ``--set lr_schedule='one_cycle' --set learning_rate=0.02``, or
+  decay alone: ``--set lr_schedule='cosine' --set learning_rate=0.02`` (both follow
+  ``--epochs``, the budget);
+- balanced undersampled epochs: ``--set undersample=True`` (each epoch keeps every
+  IDC patch and as many others, a new draw every epoch);
 - larger batches with a proportionally scaled rate: ``--set batch_size=128 --set
   learning_rate=0.04``;
 - early stopping: ``--set early_stopping=True --set n_iter_no_change=3``;
@@ -67,7 +70,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
 import json
 import os
 import sys
@@ -80,7 +82,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_training import balanced_accuracy, tutorial_pipeline  # noqa: E402
+from bench_training import (  # noqa: E402
+    balanced_accuracy,
+    extra_fit_callbacks,
+    tutorial_pipeline,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = [
@@ -240,31 +246,6 @@ def epoch_scorer(clock: Clock, score, points: list, label: str):
             clock.paused += time.perf_counter() - stopped
 
     return EpochScorer()
-
-
-@contextlib.contextmanager
-def extra_fit_callbacks(*extra):
-    """Add ``extra`` to the callbacks of every ``keras.Model.fit`` inside the block.
-
-    Both pipelines call ``fit`` once, inside code that is not ours to change; this is
-    how their models are scored after every epoch.
-    """
-    import keras
-
-    own = "fit" in vars(keras.Model)
-    original = keras.Model.fit
-
-    def fit(self, *args, callbacks=None, **kwargs):
-        return original(self, *args, callbacks=[*(callbacks or []), *extra], **kwargs)
-
-    keras.Model.fit = fit
-    try:
-        yield
-    finally:
-        if own:
-            keras.Model.fit = original
-        else:
-            del keras.Model.fit
 
 
 # --------------------------------------------------------------------------- runs

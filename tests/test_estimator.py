@@ -228,6 +228,26 @@ def test_cosine_schedule_decays_the_learning_rate_every_epoch(tiny_sample, tiny_
     np.testing.assert_allclose(float(constant.model_.optimizer.learning_rate.numpy()), 0.02)
 
 
+def test_one_cycle_warms_up_then_decays_before_every_batch(tiny_sample, tiny_params):
+    from idcclf._training import one_cycle
+
+    rates = [one_cycle(0.02, e, 10) for e in np.linspace(0, 10, 101)]
+    peak = int(np.argmax(rates))
+    assert rates[0] == pytest.approx(0.02 / 25) and rates[peak] == pytest.approx(0.02)
+    assert peak == 30  # 30 % of the epochs
+    assert np.all(np.diff(rates[: peak + 1]) > 0) and np.all(np.diff(rates[peak:]) < 0)
+    assert rates[-1] == pytest.approx(0.02 / 1e4)
+
+    X, y, _ = tiny_sample
+    clf = IDCClassifier(
+        **{**tiny_params, "epochs": 2, "batch_size": 16}, learning_rate=0.02, lr_schedule="one_cycle"
+    )
+    clf.fit(X[:64], y[:64])  # 4 batches an epoch: the last one starts at 3/4 of the epoch
+    expected = [one_cycle(0.02, epoch + 3 / 4, 2) for epoch in range(2)]
+    np.testing.assert_allclose(clf.history_["learning_rate"], expected, rtol=1e-5)
+    assert expected[0] != expected[1]
+
+
 def test_test_time_augmentation_averages_the_symmetric_views(tiny_classifier, tiny_sample):
     X, _, _ = tiny_sample
     X = X[:10]

@@ -7,6 +7,7 @@ take the estimator, read its settings and never set its attributes.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from typing import NamedTuple
@@ -17,7 +18,7 @@ from sklearn.utils import compute_sample_weight
 
 from ._ops import recalibrate_batch_norm
 from ._seeding import seeded
-from .callbacks import BestEpochTracker, Checkpoint, fingerprint
+from .callbacks import BatchRateSchedule, BestEpochTracker, Checkpoint, fingerprint
 from .splits import validation_split
 
 OPTIMIZERS = {
@@ -26,11 +27,31 @@ OPTIMIZERS = {
     "sgd": keras.optimizers.SGD,
     "rmsprop": keras.optimizers.RMSprop,
 }
-#: Learning rate of each epoch (from 0), given the initial rate and the number of epochs.
+
+
+def one_cycle(rate: float, epoch: float, epochs: int) -> float:
+    """The one-cycle rate at ``epoch`` (fractional: set before every batch).
+
+    A half-cosine warm-up from ``rate / 25`` to ``rate`` over the first 30 % of the
+    training, then a half-cosine decay to ``rate / 10**4`` (Smith & Topin 2019, with
+    fastai's and PyTorch's ``OneCycleLR`` defaults).
+    """
+    progress, warm_up = epoch / epochs, 0.3
+    low, high, end = rate / 25, rate, rate / 1e4
+    if progress < warm_up:
+        return low + (high - low) * (1 - math.cos(math.pi * progress / warm_up)) / 2
+    rest = (progress - warm_up) / (1 - warm_up)
+    return end + (high - end) * (1 + math.cos(math.pi * min(rest, 1.0))) / 2
+
+
+#: Learning rate at an epoch (from 0), given the initial rate and the number of epochs.
 LR_SCHEDULES = {
     "constant": lambda rate, epoch, epochs: rate,
     "cosine": lambda rate, epoch, epochs: rate * (1 + math.cos(math.pi * epoch / epochs)) / 2,
+    "one_cycle": one_cycle,
 }
+#: Schedules set before every batch, at the fraction of the epoch done; the others per epoch.
+PER_BATCH_SCHEDULES = frozenset({"one_cycle"})
 #: Training patches used to re-estimate batch-normalization statistics after fit.
 RECALIBRATION_SAMPLES = 4096
 #: The same, before each epoch's validation: enough for stable statistics, cheap per epoch.
@@ -178,12 +199,15 @@ def build_callbacks(clf, data: TrainingData, y, groups, initial_epoch: int):
     callbacks = [keras.callbacks.TerminateOnNaN()]
     if clf.lr_schedule != "constant":
         # Before the tracker, so that the epoch's learning rate reaches history_.
-        schedule = LR_SCHEDULES[clf.lr_schedule]
-        callbacks.append(
-            keras.callbacks.LearningRateScheduler(
-                lambda epoch, rate: schedule(clf.learning_rate, epoch, clf.epochs)
+        schedule = functools.partial(LR_SCHEDULES[clf.lr_schedule], clf.learning_rate)
+        if clf.lr_schedule in PER_BATCH_SCHEDULES:
+            callbacks.append(BatchRateSchedule(schedule, clf.epochs))
+        else:
+            callbacks.append(
+                keras.callbacks.LearningRateScheduler(
+                    lambda epoch, rate: schedule(epoch, clf.epochs)
+                )
             )
-        )
     callbacks.append(tracker)
     if clf.checkpoint_dir is not None:
         # Prediction-only settings may change, and the number of epochs may grow

@@ -1,4 +1,5 @@
-"""The Keras callbacks of ``IDCClassifier.fit``: best-epoch tracking and checkpoints."""
+"""The Keras callbacks of ``IDCClassifier.fit``: best-epoch tracking, checkpoints and
+a learning rate set before every batch."""
 
 from __future__ import annotations
 
@@ -12,6 +13,33 @@ import numpy as np
 
 from ._io import atomic_path, atomic_write_text
 from ._ops import evaluate, recalibrate_batch_norm
+
+
+class BatchRateSchedule(keras.callbacks.Callback):
+    """Set the learning rate before every batch to ``schedule(epoch + done, epochs)``.
+
+    ``done`` is the fraction of the epoch's batches already trained, so the rate moves
+    smoothly within an epoch (Keras' ``LearningRateScheduler`` changes it per epoch
+    only). The epoch's last rate is logged as ``learning_rate``, as that callback does.
+    """
+
+    def __init__(self, schedule, epochs: int):
+        super().__init__()
+        self.schedule = schedule
+        self.epochs = epochs
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        steps = self.params.get("steps") or 1
+        rate = self.schedule(self.epoch + batch / steps, self.epochs)
+        self.model.optimizer.learning_rate.assign(rate)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(self.model.optimizer.learning_rate.numpy())
 
 
 class BestEpochTracker(keras.callbacks.Callback):

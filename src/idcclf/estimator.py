@@ -76,9 +76,12 @@ batch_norm, separable, dense_units
         Optimizer; the tutorial uses Adagrad.
     learning_rate : float, default=1e-2
         Learning rate of the optimizer.
-    lr_schedule : {'constant', 'cosine'}, default='constant'
+    lr_schedule : {'constant', 'cosine', 'one_cycle'}, default='constant'
         ``'cosine'`` decays the rate every epoch along a half cosine towards 0 at
-        ``epochs``; ``history_`` then also records ``learning_rate``.
+        ``epochs``. ``'one_cycle'`` sets it before every batch: a warm-up from
+        ``learning_rate / 25`` to ``learning_rate`` over the first 30 % of the
+        ``epochs``, then a half-cosine decay to ``learning_rate / 10**4``. With
+        either, ``history_`` also records each epoch's (last) ``learning_rate``.
     batch_size : int, default=32
         Mini-batch size for training.
     epochs : int, default=40

@@ -68,9 +68,10 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--lr-schedule",
-        choices=["constant", "cosine"],
+        choices=["constant", "cosine", "one_cycle"],
         default="constant",
-        help="learning rate over the epochs: constant, or cosine decay (default: constant)",
+        help="learning rate over the epochs: constant, cosine decay per epoch, or one_cycle "
+        "(warm-up then cosine decay, set per batch) (default: constant)",
     )
     parser.add_argument(
         "--optimizer",
