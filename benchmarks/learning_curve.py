@@ -3,7 +3,9 @@
 Reads the JSON of ``benchmarks/cv_accuracy.py`` runs that differ only in
 ``--train-patients`` (one file per size, the full training folds included), keeps the
 folds every file has, and prints a Markdown table of balanced accuracy, ROC AUC and
-PR AUC (mean +/- std over those folds) per size; ``--plot`` also draws it.
+PR AUC (mean +/- std over those folds) per size, with each fold's balanced accuracy
+(the folds' test patients are the same at every size, so they pair up); ``--plot``
+also draws it.
 
 Usage::
 
@@ -41,17 +43,21 @@ def curve(records: list[dict]) -> list[dict]:
         for m in COLUMNS:
             values = [f[m] for f in folds]
             row[m] = (float(np.mean(values)), float(np.std(values)))
+        row["balanced_accuracy_per_fold"] = [
+            f["balanced_accuracy"] for f in sorted(folds, key=lambda f: f["fold"])
+        ]
         rows.append(row)
     return sorted(rows, key=lambda row: row["train_patients"])
 
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| training patients | training patches | folds | BAC | ROC AUC | PR AUC |",
-        "|---|---|---|---|---|---|",
+        "| training patients | training patches | folds | BAC | ROC AUC | PR AUC | BAC per fold |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         cells = [f"{row[m][0]:.3f} ± {row[m][1]:.3f}" for m in COLUMNS]
+        cells.append(" / ".join(f"{v:.3f}" for v in row["balanced_accuracy_per_fold"]))
         folds = ",".join(map(str, row["folds"]))
         lines.append(
             f"| {row['train_patients']:.0f} | {row['train_patches']:.0f} | {folds} | "

@@ -239,9 +239,8 @@ def test_one_cycle_warms_up_then_decays_before_every_batch(tiny_sample, tiny_par
     assert rates[-1] == pytest.approx(0.02 / 1e4)
 
     X, y, _ = tiny_sample
-    clf = IDCClassifier(
-        **{**tiny_params, "epochs": 2, "batch_size": 16}, learning_rate=0.02, lr_schedule="one_cycle"
-    )
+    params = {**tiny_params, "epochs": 2, "batch_size": 16, "learning_rate": 0.02}
+    clf = IDCClassifier(**params, lr_schedule="one_cycle")
     clf.fit(X[:64], y[:64])  # 4 batches an epoch: the last one starts at 3/4 of the epoch
     expected = [one_cycle(0.02, epoch + 3 / 4, 2) for epoch in range(2)]
     np.testing.assert_allclose(clf.history_["learning_rate"], expected, rtol=1e-5)

@@ -45,6 +45,7 @@ def test_table_uses_shared_folds_and_sorts_by_size(tmp_path):
     # Fold 3 is left out: the small run lacks it.
     assert rows[0].startswith("| 20 | 2000 | 1,2 | 0.780 ± 0.020")
     assert rows[1].startswith("| 120 | 12000 | 1,2 | 0.850 ± 0.010 | 0.950 ± 0.010")
+    assert rows[0].endswith("| 0.800 / 0.760 |")
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
