@@ -153,7 +153,7 @@ def _report(positive: np.ndarray, proba: np.ndarray, threshold: float) -> dict:
 
 def _leakage_check(positive, proba, threshold, groups, training_groups) -> dict:
     """Patients both evaluated and trained on: a warning, and the figures without them."""
-    groups = _check_groups(groups, len(positive)).astype(str)
+    groups = _check_group_shape(groups, len(positive)).astype(str)
     overlap = np.intersect1d(groups, np.asarray(training_groups).astype(str).ravel())
     found = {"training_patients_in_test": overlap.tolist()}
     if not overlap.size:
@@ -175,7 +175,8 @@ def _leakage_check(positive, proba, threshold, groups, training_groups) -> dict:
     return {**found, "without_training_patients": clean}
 
 
-def _check_groups(groups, n_samples: int) -> np.ndarray:
+def _check_group_shape(groups, n_samples: int) -> np.ndarray:
+    """``groups`` as an array of one patient id per sample, else a ValueError."""
     groups = np.asarray(groups)
     if groups.shape != (n_samples,):
         raise ValueError(
@@ -278,7 +279,7 @@ def patient_bootstrap(
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
     positive, proba = _binary_inputs(y_true, proba, pos_label)
-    patients, patient_of = np.unique(_check_groups(groups, len(positive)), return_inverse=True)
+    patients, patient_of = np.unique(_check_group_shape(groups, len(positive)), return_inverse=True)
     rng = np.random.default_rng(random_state)
     draws = rng.integers(0, len(patients), size=(n_resamples, len(patients)))
     # How often each patient was drawn, one row per resample.

@@ -13,7 +13,7 @@ import numbers
 import numpy as np
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold, cross_validate
 
-from .metrics import sensitivity_scorer, specificity_scorer
+from .metrics import _check_group_shape, sensitivity_scorer, specificity_scorer
 
 __all__ = [
     "IMBALANCE_RATIO",
@@ -60,13 +60,7 @@ def check_groups(groups, n_samples: int, *, where: str = "fit") -> np.ndarray:
     """
     if groups is None:
         raise ValueError(_NO_GROUPS.format(where=where))
-    groups = np.asarray(groups)
-    if groups.ndim != 1 or len(groups) != n_samples:
-        raise ValueError(
-            f"groups has shape {groups.shape}, but there are {n_samples} samples; pass one "
-            "patient id per sample"
-        )
-    return groups
+    return _check_group_shape(groups, n_samples)
 
 
 def _check_n_groups(n_splits: int, groups: np.ndarray) -> None:
