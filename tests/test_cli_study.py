@@ -8,10 +8,15 @@ from idcclf.cli import main
 from idcclf.studies import STUDY_DEFAULTS
 
 
-def test_study_command_writes_table_and_plot(tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def tiny_studies(monkeypatch):
+    """Studies train a tiny network without augmentation, for speed."""
     monkeypatch.setitem(STUDY_DEFAULTS, "filters", (4, 8, 8))
     monkeypatch.setitem(STUDY_DEFAULTS, "dense_units", 8)
     monkeypatch.setitem(STUDY_DEFAULTS, "augment", False)
+
+
+def test_study_command_writes_table_and_plot(tmp_path, tiny_studies, capsys):
     out = tmp_path / "study"
     argv = ["study", "optimizer", "--cv", "2", "--epochs", "1", "--max-per-class", "40"]
     status = main([*argv, "--no-refit", "--out", str(out)])
@@ -28,15 +33,12 @@ def test_study_command_writes_table_and_plot(tmp_path, monkeypatch, capsys):
     assert "bundled sample, 80 patches" in markdown
 
 
-def test_save_best_writes_a_model_evaluate_loads(tmp_path, monkeypatch, capsys):
+def test_save_best_writes_a_model_evaluate_loads(tmp_path, tiny_studies, capsys):
     import joblib
 
     from idcclf import IDCClassifier
     from idcclf.datasets import load_sample
 
-    monkeypatch.setitem(STUDY_DEFAULTS, "filters", (4, 8, 8))
-    monkeypatch.setitem(STUDY_DEFAULTS, "dense_units", 8)
-    monkeypatch.setitem(STUDY_DEFAULTS, "augment", False)
     out = tmp_path / "study"
     argv = ["study", "optimizer", "--cv", "2", "--epochs", "1", "--max-per-class", "30"]
     status = main([*argv, "--quiet", "--save-best", "--out", str(out)])
