@@ -86,15 +86,17 @@ RECIPES = {
 }
 
 
-def load_roots(roots):
+def load_roots(roots, with_coords: bool = False):
     """``(X, y, groups)`` of every patient under ``roots``, read by ``load_idc``.
 
-    A patient id found under two roots is refused by ``load_idc`` (``ValueError``).
+    With ``with_coords``, the patches' slide coordinates follow as a fourth item. A
+    patient id found under two roots is refused by ``load_idc`` (``ValueError``).
     """
     from idcclf import load_idc
 
     bunch = load_idc(list(roots) if len(roots) > 1 else roots[0])
-    return bunch.data, bunch.target, np.asarray(bunch.groups).astype(str)
+    data = bunch.data, bunch.target, np.asarray(bunch.groups).astype(str)
+    return (*data, np.asarray(bunch.coords)) if with_coords else data
 
 
 def subsample(y, groups, fraction: float, seed: int = 0) -> np.ndarray:
@@ -195,7 +197,16 @@ def run_fold(k, train, test, X, y, groups, args, params) -> dict:
     report["test_patients"] = sorted(map(str, np.unique(groups[test])))
     report["seconds"] = time.perf_counter() - start
     report.pop("classification_report")
-    return report
+    return report, probas.mean(axis=0)
+
+
+def save_predictions(path: Path, parts: list[dict]) -> None:
+    """Every test patch scored so far, fold by fold, as one ``.npz`` (written atomically)."""
+    from idcclf._io import atomic_path
+
+    arrays = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
 
 
 def summarize(folds) -> dict:
@@ -250,6 +261,13 @@ def parse_args(argv=None):
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--no-tta", dest="tta", action="store_false")
     parser.add_argument(
+        "--predictions",
+        type=Path,
+        default=None,
+        metavar="PATH.npz",
+        help="also save every test patch's fold, patient, coordinates, label and probability",
+    )
+    parser.add_argument(
         "--table", type=Path, default=None, help="print that result as a table, run nothing"
     )
     args = parser.parse_args(argv)
@@ -284,13 +302,13 @@ def main(argv=None) -> int:
 
     use_augmentation(args.augmentation)
     try:
-        X, y, groups = load_roots(args.data)
+        X, y, groups, coords = load_roots(args.data, with_coords=True)
     except ValueError as exc:
         print(f"cv_accuracy: {exc}", file=sys.stderr)
         return 2
     if args.fraction < 1:
         keep = subsample(y, groups, args.fraction)
-        X, y, groups = X[keep], y[keep], groups[keep]
+        X, y, groups, coords = X[keep], y[keep], groups[keep], coords[keep]
     print(
         f"{len(y)} patches, {len(np.unique(groups))} patients, {y.mean():.1%} IDC; "
         f"{args.folds} folds by patient, {args.epochs} epochs, {os.cpu_count()} CPUs; "
@@ -312,13 +330,25 @@ def main(argv=None) -> int:
         "folds": [],
     }
     splitter = StratifiedGroupKFold(n_splits=args.folds, shuffle=True, random_state=0)
+    predictions = []
     for k, (train, test) in enumerate(splitter.split(X, y, groups), start=1):
         if args.max_folds is not None and k > args.max_folds:
             break
-        report = run_fold(k, train, test, X, y, groups, args, args.params)
+        report, proba = run_fold(k, train, test, X, y, groups, args, args.params)
         record["folds"].append(report)
         record["summary"] = summarize(record["folds"])
         atomic_write_text(args.out, json.dumps(record, indent=2))
+        if args.predictions:
+            predictions.append(
+                {
+                    "fold": np.full(len(test), k),
+                    "patient": groups[test],
+                    "coords": coords[test],
+                    "label": y[test],
+                    "proba": proba,
+                }
+            )
+            save_predictions(args.predictions, predictions)
         print(
             f"fold {k}: "
             + ", ".join(f"{m} {report[m]:.3f}" for m in METRICS)

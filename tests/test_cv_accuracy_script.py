@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from idcclf.datasets import sample_path
@@ -34,7 +35,10 @@ def run_script(tmp_path, *args, data=None):
 
 @pytest.mark.parametrize("seeds", [1, 2])
 def test_folds_are_patient_disjoint_and_summarized(tmp_path, seeds):
-    result, stdout = run_script(tmp_path, "--seeds", str(seeds), "--set", "batch_size=64")
+    saved = tmp_path / "predictions.npz"
+    result, stdout = run_script(
+        tmp_path, "--seeds", str(seeds), "--set", "batch_size=64", "--predictions", str(saved)
+    )
     assert result["seeds"] == seeds
     assert result["params"] == {"class_weight": "balanced", "batch_size": 64}
     folds = result["folds"]
@@ -60,6 +64,18 @@ def test_folds_are_patient_disjoint_and_summarized(tmp_path, seeds):
         # Models of other seeds differ, so their mean ranks patches unlike the first alone.
         assert any(f["roc_auc_first_model"] != f["roc_auc"] for f in folds)
     assert "fold 2:" in stdout and "s wall" in stdout
+    # The saved probabilities are the ones scored: their ROC AUC per fold is the report's.
+    from sklearn.metrics import roc_auc_score
+
+    with np.load(saved) as arrays:
+        assert sorted(set(arrays["patient"])) == sample_patients()
+        assert arrays["coords"].shape == (len(arrays["proba"]), 2)
+        for fold in folds:
+            mine = arrays["fold"] == fold["fold"]
+            assert mine.sum() == fold["n_samples"]
+            assert set(arrays["patient"][mine]) == set(fold["test_patients"])
+            auc = roc_auc_score(arrays["label"][mine], arrays["proba"][mine])
+            assert auc == pytest.approx(fold["roc_auc"])
     table = subprocess.run(
         [sys.executable, str(SCRIPT), "--table", str(tmp_path / "cv.json")],
         capture_output=True,
