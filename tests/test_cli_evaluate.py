@@ -143,6 +143,39 @@ def test_tta_flag_predicts_with_test_time_augmentation(model_file, tmp_path, cap
     assert_png(image)
 
 
+def test_smooth_flag_averages_over_slide_neighbours(model_file, tmp_path, capsys):
+    from sklearn.metrics import roc_auc_score
+
+    from idcclf.slides import smooth_probabilities
+
+    model = joblib.load(model_file)
+    bunch = load_sample(patients=PATIENTS)
+    plain = model.predict_proba(bunch.data)[:, 1]
+    smooth = smooth_probabilities(plain, bunch.coords, bunch.groups, radius=1)
+    assert roc_auc_score(bunch.target, smooth) != pytest.approx(roc_auc_score(bunch.target, plain))
+
+    out = tmp_path / "eval"
+    argv = ["evaluate", str(model_file), "--patients", *PATIENTS, "--out", str(out)]
+    assert main([*argv, "--smooth", "1"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["smoothing_radius"] == 1
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(bunch.target, smooth), abs=1e-6)
+    assert "--smooth 1" in (out / "report.txt").read_text()
+    rows = (out / "patients.csv").read_text().splitlines()[1:]
+    mean_8863 = smooth[bunch.groups == "8863"].mean()
+    assert float(rows[0].split(",")[6]) == pytest.approx(mean_8863, abs=1e-4)
+
+    image = tmp_path / "h.png"
+    patient = str(sample_path() / "8863")
+    assert main(["heatmap", "--smooth", "2", str(model_file), patient, "--out", str(image)]) == 0
+    assert_png(image)
+    for argv in (
+        ["evaluate", str(model_file), "--out", str(tmp_path / "o"), "--smooth", "-1"],
+        ["heatmap", str(model_file), patient, "--smooth", "-2"],
+    ):
+        assert_one_line_error(capsys, argv, "--smooth")
+
+
 def test_bad_model_files(model_file, tmp_path, capsys):
     not_a_model = tmp_path / "dict.joblib"
     joblib.dump({"weights": [1, 2]}, not_a_model)

@@ -15,6 +15,7 @@ from idcclf.slides import (
     plot_heatmap,
     probability_map,
     slide_image,
+    smooth_probabilities,
     to_csv,
     to_markdown,
 )
@@ -108,6 +109,66 @@ def test_probability_map_lines_up_with_the_slide(patient):
     cols, rows = ((patient.coords - (x0, y0)) // 50).T
     np.testing.assert_array_equal(grid[rows, cols], patient.target)
     assert np.isnan(grid).sum() == grid.size - len(patient.target)
+
+
+# --------------------------------------------------------- smooth_probabilities
+
+
+def test_smoothing_by_hand():
+    # cells (0,0)=1.0 (1,0)=0.0 (2,0)=0.0 and (0,1)=0.5, as (column, row)
+    coords = np.array([[1, 1], [51, 1], [101, 1], [1, 51]])
+    proba = np.array([1.0, 0.0, 0.0, 0.5])
+    # Each is the mean over the cells with a patch in its 3 x 3 block, itself included.
+    np.testing.assert_allclose(
+        smooth_probabilities(proba, coords), [1.5 / 3, 1.5 / 4, 0.0 / 2, 1.5 / 3]
+    )
+    # A radius that covers the whole grid gives every patch the overall mean.
+    np.testing.assert_allclose(smooth_probabilities(proba, coords, radius=2), [0.375] * 4)
+    np.testing.assert_array_equal(smooth_probabilities(proba, coords, radius=0), proba)
+    # predict_proba output: the last (IDC) column is used.
+    two_columns = np.column_stack([1 - proba, proba])
+    np.testing.assert_allclose(
+        smooth_probabilities(two_columns, coords), smooth_probabilities(proba, coords)
+    )
+
+
+def test_smoothing_never_mixes_patients():
+    coords = np.array([[1, 1], [51, 1], [1, 1], [51, 1]])  # two patients, same cells
+    proba = np.array([1.0, 1.0, 0.0, 0.0])
+    groups = np.array(["a", "a", "b", "b"])
+    np.testing.assert_allclose(smooth_probabilities(proba, coords, groups), proba)
+    # Order does not matter: each patch keeps its place in the output.
+    order = np.array([3, 0, 2, 1])
+    np.testing.assert_allclose(
+        smooth_probabilities(proba[order], coords[order], groups[order]), proba[order]
+    )
+
+
+def test_smoothing_an_isolated_patch_keeps_its_value(patient):
+    # Far from every other patch, a patch has only itself in its neighbourhood.
+    coords = np.vstack([patient.coords, patient.coords.max(axis=0) + 500])
+    proba = np.linspace(0, 1, len(coords))
+    assert smooth_probabilities(proba, coords)[-1] == proba[-1]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"radius": -1}, "radius"),
+        ({"radius": 1.5}, "radius"),
+        ({"radius": True}, "radius"),
+        ({"patch_size": 0}, "patch_size"),
+        ({"groups": [1, 2, 3]}, "groups has shape"),
+    ],
+)
+def test_smoothing_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        smooth_probabilities([0.1, 0.2], [[1, 1], [51, 1]], **kwargs)
+
+
+def test_smoothing_shape_mismatch():
+    with pytest.raises(ValueError, match="proba has shape"):
+        smooth_probabilities([0.1, 0.2, 0.3], [[1, 1], [51, 1]])
 
 
 # ---------------------------------------------------------------- patient_table

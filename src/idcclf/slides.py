@@ -24,6 +24,7 @@ __all__ = [
     "plot_heatmap",
     "probability_map",
     "slide_image",
+    "smooth_probabilities",
     "to_csv",
     "to_markdown",
 ]
@@ -295,6 +296,81 @@ def probability_map(
     np.add.at(count, (rows, cols), 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return total / count  # 0 / 0 leaves NaN on empty cells
+
+
+def smooth_probabilities(
+    proba,
+    coords,
+    groups=None,
+    *,
+    radius: int = 1,
+    patch_size: int = PATCH_SIZE,
+) -> np.ndarray:
+    """Average each patch's IDC probability with those of its neighbours on the slide.
+
+    IDC grows in regions that span many patches, so a patch whose neighbours look like
+    IDC is more likely IDC than its own image alone says, and an isolated high
+    probability among clear tissue is more likely a false alarm. This uses only the
+    predictions, never labels, of the other patches of the **same patient**; it needs
+    the patches' slide coordinates and helps only where the neighbours were scored
+    too (whole slides, not sparse samples of them).
+
+    Parameters
+    ----------
+    proba : array-like of shape (n_patches,) or (n_patches, 2)
+        Predicted IDC probability of each patch (``predict_proba`` output: its last
+        column is used).
+    coords : array-like of int, shape (n_patches, 2)
+        ``(x, y)`` of each patch's top-left corner in its slide
+        (``load_idc(...).coords``).
+    groups : array-like of shape (n_patches,) or None, default=None
+        The patient of each patch; patches of different patients are never
+        neighbours. None: all patches are of one patient.
+    radius : int, default=1
+        Neighbourhood in grid cells: the patches whose cell is at most ``radius``
+        cells away in x and in y (``radius=1``: the 3 x 3 block around the patch).
+        0 returns the probabilities unchanged.
+    patch_size : int, default=50
+        Side of a patch in slide pixels, the step of the grid.
+
+    Returns
+    -------
+    ndarray of float, shape (n_patches,)
+        For each patch, the mean probability of the patches in its neighbourhood,
+        itself included (cells without a patch are left out of the mean, not
+        counted as 0), in the order of ``proba``.
+    """
+    from scipy.ndimage import convolve
+
+    coords = _check_coords(coords)
+    values = np.asarray(proba, dtype=float)
+    if values.ndim == 2:
+        values = values[:, -1]
+    if values.shape != (len(coords),):
+        raise ValueError(f"proba has shape {values.shape} but coords has {len(coords)} rows")
+    if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
+        raise ValueError(f"radius must be a whole number of grid cells >= 0, got {radius!r}")
+    if patch_size < 1:
+        raise ValueError(f"patch_size must be at least 1, got {patch_size}")
+    groups = np.zeros(len(coords)) if groups is None else np.asarray(groups)
+    if groups.shape != (len(coords),):
+        raise ValueError(f"groups has shape {groups.shape} but coords has {len(coords)} rows")
+    smoothed = values.copy()
+    if radius == 0:
+        return smoothed
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1))
+    for patient in np.unique(groups):
+        mine = np.flatnonzero(groups == patient)
+        cols, rows = ((coords[mine] - coords[mine].min(axis=0)) // patch_size).T
+        shape = (rows.max() + 1, cols.max() + 1)
+        total = np.zeros(shape)
+        count = np.zeros(shape)
+        np.add.at(total, (rows, cols), values[mine])
+        np.add.at(count, (rows, cols), 1)
+        total = convolve(total, kernel, mode="constant")
+        count = convolve(count, kernel, mode="constant")
+        smoothed[mine] = total[rows, cols] / count[rows, cols]
+    return smoothed
 
 
 def plot_heatmap(

@@ -270,6 +270,32 @@ def add_test_time_augmentation(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_smoothing(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--smooth",
+        type=int,
+        default=0,
+        metavar="RADIUS",
+        help="average each patch's IDC probability with those of the same patient's "
+        "patches at most RADIUS grid cells away on the slide (1: its 3 x 3 block); "
+        "default 0: each patch on its own",
+    )
+
+
+def check_smoothing(radius: int) -> None:
+    if radius < 0:
+        raise CLIError(f"--smooth {radius} must be a radius of 0 or more grid cells")
+
+
+def smoothed(proba, data, args: argparse.Namespace):
+    """``proba``, averaged over slide neighbourhoods of ``--smooth`` cells when given."""
+    if args.smooth == 0:
+        return proba
+    from ..slides import smooth_probabilities
+
+    return smooth_probabilities(proba, data.coords, data.groups, radius=args.smooth)
+
+
 def use_test_time_augmentation(model, args: argparse.Namespace):
     """``model``, predicting with test-time augmentation when ``--tta`` was given."""
     if args.tta:

@@ -9,13 +9,16 @@ from pathlib import Path
 from .._format import format_value, plural
 from ._common import (
     add_data_arguments,
+    add_smoothing,
     add_test_time_augmentation,
     add_threshold,
     check_model_path,
+    check_smoothing,
     check_threshold,
     load_data,
     load_model,
     predict_idc,
+    smoothed,
     use_test_time_augmentation,
 )
 from ._output import RunOutput, add_overwrite
@@ -75,6 +78,7 @@ def add_parser(subparsers) -> None:
     add_overwrite(parser)
     add_threshold(parser, "a patch is called IDC")
     add_test_time_augmentation(parser)
+    add_smoothing(parser)
     parser.add_argument(
         "--heatmaps",
         action="store_true",
@@ -85,12 +89,13 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_threshold(args.threshold)
+    check_smoothing(args.smooth)
     check_model_path(args.model)
     output = RunOutput(args.out, OUTPUTS, overwrite=args.overwrite)
     started = time.perf_counter()
     data, source = load_data(args)
     model = use_test_time_augmentation(load_model(args.model), args)
-    proba = predict_idc(model, data.data, args.model)
+    proba = smoothed(predict_idc(model, data.data, args.model), data, args)
 
     from ..slides import patient_table
 
@@ -119,7 +124,12 @@ def write_outputs(output: RunOutput, args, data, proba, report, rows, source: st
     from ..slides import plot_heatmap, to_csv, to_markdown
 
     y, threshold = data.target, args.threshold
-    facts = {"model": str(args.model), "data": source, "n_patients": len(rows)}
+    facts = {
+        "model": str(args.model),
+        "data": source,
+        "n_patients": len(rows),
+        "smoothing_radius": args.smooth,
+    }
     atomic_write_text(output / "metrics.json", report_to_json({**report, **facts}))
     atomic_write_text(output / "report.txt", report_text(args, source, report, rows))
     plot_confusion_matrix(report, output / "confusion_matrix.png")
@@ -152,7 +162,8 @@ def report_text(args, source: str, report: dict, rows: list[dict]) -> str:
     from ..slides import to_markdown
 
     parts = [
-        f"model: {args.model}\ndata: {source}\n{_overlap_line(report)}\n",
+        f"model: {args.model}\ndata: {source}\n{_smoothing_line(args.smooth)}\n"
+        f"{_overlap_line(report)}\n",
         f"{format_report(report)}\n{interval_line(report['patient_bootstrap'])}\n",
     ]
     clean = report.get("without_training_patients")
@@ -165,6 +176,15 @@ def report_text(args, source: str, report: dict, rows: list[dict]) -> str:
         )
     parts.append(f"per patient:\n\n{to_markdown(rows)}")
     return "\n".join(parts)
+
+
+def _smoothing_line(radius: int) -> str:
+    if radius == 0:
+        return "probabilities: each patch on its own"
+    return (
+        f"probabilities: each patch's averaged with its patient's patches at most "
+        f"{plural(radius, 'grid cell')} away (--smooth {radius})"
+    )
 
 
 def _overlap_line(report: dict) -> str:

@@ -9,13 +9,16 @@ from .._format import format_value, plural
 from ._common import (
     CLIError,
     add_skip_bad_files,
+    add_smoothing,
     add_test_time_augmentation,
     add_threshold,
     check_model_path,
+    check_smoothing,
     check_threshold,
     load_data,
     load_model_or_pretrained,
     predict_idc,
+    smoothed,
     use_test_time_augmentation,
 )
 from ._output import RunOutput, add_overwrite
@@ -34,7 +37,7 @@ def add_parser(subparsers) -> None:
         "MODEL, the pretrained CancerNet bundled with idcclf is used. A warning says so when "
         "the patient is one the model was trained or validated on.",
         usage="idcclf heatmap [-h] [--out FILE.png] [--overwrite] [--threshold T] "
-        "[--skip-bad-files] [--tta] [MODEL] PATIENT_DIR",
+        "[--skip-bad-files] [--tta] [--smooth RADIUS] [MODEL] PATIENT_DIR",
     )
     parser.add_argument(
         "items",
@@ -53,6 +56,7 @@ def add_parser(subparsers) -> None:
     add_threshold(parser, "a patch is outlined as IDC")
     add_skip_bad_files(parser)
     add_test_time_augmentation(parser)
+    add_smoothing(parser)
     parser.set_defaults(run=run)
 
 
@@ -76,6 +80,7 @@ def patient_folder(items: list[Path]) -> tuple[Path | None, Path]:
 def run(args: argparse.Namespace) -> int:
     """Predict one patient's patches and draw the tissue, predicted and true IDC maps."""
     check_threshold(args.threshold)
+    check_smoothing(args.smooth)
     model_path, patient_dir = patient_folder(args.items)
     patient = patient_dir.resolve().name
     out = args.out if args.out is not None else Path(f"heatmap_{patient}.png")
@@ -89,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     )
     model = use_test_time_augmentation(load_model_or_pretrained(model_path), args)
     check_one_patient(patient, model_patients(model, model_path))
-    proba = predict_idc(model, data.data, model_path or "pretrained model")
+    proba = smoothed(predict_idc(model, data.data, model_path or "pretrained model"), data, args)
 
     from ..slides import patient_table, plot_heatmap
 
