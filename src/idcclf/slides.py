@@ -280,22 +280,34 @@ def probability_map(
         ``y0 + i * patch_size`` onward; NaN where there is no patch (background).
         Patches falling in one cell are averaged.
     """
+    coords, values = _coords_and_values(coords, values, "values", patch_size)
+    _, total, count = _grid_sums(coords - _origin(coords, origin), values, patch_size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count  # 0 / 0 leaves NaN on empty cells
+
+
+def _coords_and_values(coords, values, name: str, patch_size: int):
+    """Checked coordinates and one float per patch (the last column of a 2-D ``values``)."""
     coords = _check_coords(coords)
     values = np.asarray(values, dtype=float)
     if values.ndim == 2:
         values = values[:, -1]
     if values.shape != (len(coords),):
-        raise ValueError(f"values has shape {values.shape} but there are {len(coords)} patches")
+        raise ValueError(f"{name} has shape {values.shape} but there are {len(coords)} patches")
     if patch_size < 1:
         raise ValueError(f"patch_size must be at least 1, got {patch_size}")
-    cols, rows = ((coords - _origin(coords, origin)) // patch_size).T
+    return coords, values
+
+
+def _grid_sums(offsets: np.ndarray, values: np.ndarray, patch_size: int):
+    """Each patch's grid cell ``(rows, cols)``, and the sum and count of values per cell."""
+    cols, rows = (offsets // patch_size).T
     shape = (rows.max() + 1, cols.max() + 1)
     total = np.zeros(shape)
     count = np.zeros(shape)
     np.add.at(total, (rows, cols), values)
     np.add.at(count, (rows, cols), 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return total / count  # 0 / 0 leaves NaN on empty cells
+    return (rows, cols), total, count
 
 
 def smooth_probabilities(
@@ -342,16 +354,9 @@ def smooth_probabilities(
     """
     from scipy.ndimage import convolve
 
-    coords = _check_coords(coords)
-    values = np.asarray(proba, dtype=float)
-    if values.ndim == 2:
-        values = values[:, -1]
-    if values.shape != (len(coords),):
-        raise ValueError(f"proba has shape {values.shape} but coords has {len(coords)} rows")
+    coords, values = _coords_and_values(coords, proba, "proba", patch_size)
     if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
         raise ValueError(f"radius must be a whole number of grid cells >= 0, got {radius!r}")
-    if patch_size < 1:
-        raise ValueError(f"patch_size must be at least 1, got {patch_size}")
     groups = np.zeros(len(coords)) if groups is None else np.asarray(groups)
     if groups.shape != (len(coords),):
         raise ValueError(f"groups has shape {groups.shape} but coords has {len(coords)} rows")
@@ -361,15 +366,11 @@ def smooth_probabilities(
     kernel = np.ones((2 * radius + 1, 2 * radius + 1))
     for patient in np.unique(groups):
         mine = np.flatnonzero(groups == patient)
-        cols, rows = ((coords[mine] - coords[mine].min(axis=0)) // patch_size).T
-        shape = (rows.max() + 1, cols.max() + 1)
-        total = np.zeros(shape)
-        count = np.zeros(shape)
-        np.add.at(total, (rows, cols), values[mine])
-        np.add.at(count, (rows, cols), 1)
+        offsets = coords[mine] - coords[mine].min(axis=0)
+        cells, total, count = _grid_sums(offsets, values[mine], patch_size)
         total = convolve(total, kernel, mode="constant")
         count = convolve(count, kernel, mode="constant")
-        smoothed[mine] = total[rows, cols] / count[rows, cols]
+        smoothed[mine] = total[cells] / count[cells]
     return smoothed
 
 
