@@ -6,7 +6,10 @@ and scores them again after :func:`idcclf.slides.smooth_probabilities` with each
 ``--radius`` (0: the patches on their own, as cross-validated). Nothing is retrained:
 the models and test patients are those of the run. Prints one Markdown table: per
 fold and radius, balanced accuracy (threshold 0.5) and ROC AUC on all the fold's test
-patches and on those of whole-slide patients only, then mean +/- std over the folds.
+patches and on those of whole-slide patients only, then mean +/- std over the folds;
+and one more: the test patches of all folds pooled, with 95 % intervals from
+resampling the patients (``idcclf.metrics.patient_bootstrap``, 1000 resamples), since
+the whole-slide patients are few.
 
 Whole-slide patients are the patient folders under ``--whole-slides`` (default
 ``../shared/data/idc``, whose 22 patients are complete); the others (``idc-partial``)
@@ -62,6 +65,51 @@ def smoothing_scores(arrays: dict, radii, whole_patients: set[str]) -> list[dict
     return rows
 
 
+def pooled_scores(arrays: dict, radii, whole_patients: set[str]) -> list[dict]:
+    """Per radius: every fold's test patches pooled, with patient-resampled intervals.
+
+    Each patient is tested in one fold only, and smoothing stays within a patient, so
+    pooling the folds' probabilities mixes no two models on one patient.
+    """
+    from idcclf.metrics import patient_bootstrap
+    from idcclf.slides import smooth_probabilities
+
+    y, patients = arrays["label"], arrays["patient"]
+    subsets = {
+        "all": np.ones(len(y), bool),
+        "whole_slides": np.isin(patients, sorted(whole_patients)),
+    }
+    rows = []
+    for radius in radii:
+        proba = smooth_probabilities(arrays["proba"], arrays["coords"], patients, radius=radius)
+        for name, mine in subsets.items():
+            if not mine.any():
+                continue
+            intervals = patient_bootstrap(y[mine], proba[mine], patients[mine])
+            row = {"radius": radius, "patients": name, "n_patients": intervals["n_patients"]}
+            for metric in ("balanced_accuracy", "roc_auc"):
+                row[metric] = {k: intervals[metric][k] for k in ("estimate", "low", "high")}
+            rows.append(row)
+    return rows
+
+
+def pooled_table(rows: list[dict]) -> str:
+    lines = [
+        "| radius | patients | n | BAC [95 % interval] | ROC AUC [95 % interval] |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        cells = [
+            f"{row[m]['estimate']:.3f} [{row[m]['low']:.3f}, {row[m]['high']:.3f}]"
+            for m in ("balanced_accuracy", "roc_auc")
+        ]
+        lines.append(
+            f"| {row['radius']} | {row['patients'].replace('_', ' ')} | {row['n_patients']} "
+            f"| {cells[0]} | {cells[1]} |"
+        )
+    return "\n".join(lines)
+
+
 def table(rows: list[dict]) -> str:
     keys = ("balanced_accuracy", "roc_auc")
     lines = [
@@ -112,11 +160,14 @@ def main(argv=None) -> int:
     with np.load(args.predictions, allow_pickle=False) as saved:
         arrays = {key: saved[key] for key in saved.files}
     rows = smoothing_scores(arrays, args.radius, whole)
+    pooled = pooled_scores(arrays, args.radius, whole)
     print(table(rows))
+    print("\nAll folds pooled:\n")
+    print(pooled_table(pooled))
     if args.out:
         from idcclf._io import atomic_write_text
 
-        atomic_write_text(args.out, json.dumps(rows, indent=2))
+        atomic_write_text(args.out, json.dumps({"folds": rows, "pooled": pooled}, indent=2))
     return 0
 
 

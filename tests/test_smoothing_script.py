@@ -46,7 +46,8 @@ def test_smoothing_fixes_isolated_errors_and_keeps_radius_0(tmp_path):
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    rows = {(r["fold"], r["radius"]): r for r in json.loads(out.read_text())}
+    saved = json.loads(out.read_text())
+    rows = {(r["fold"], r["radius"]): r for r in saved["folds"]}
     fold2 = arrays["fold"] == 2
     # Radius 0 is the cross-validation as it was.
     assert rows[2, 0]["roc_auc"] == pytest.approx(
@@ -58,6 +59,13 @@ def test_smoothing_fixes_isolated_errors_and_keeps_radius_0(tmp_path):
     assert rows[2, 1]["n_whole_slide_patients"] == 1  # "p" is not under --whole-slides
     assert rows[2, 1]["balanced_accuracy_whole_slides"] == rows[1, 1]["balanced_accuracy"]
     assert "| mean ± std | 1 |" in done.stdout and done.stdout.count("\n| 2 | ") == 2
+    # Pooled: all 3 patients, or the 2 whole slides, each with a patient interval.
+    pooled = {(r["radius"], r["patients"]): r for r in saved["pooled"]}
+    assert pooled[0, "all"]["n_patients"] == 3 and pooled[1, "whole_slides"]["n_patients"] == 2
+    bac = pooled[1, "whole_slides"]["balanced_accuracy"]
+    assert bac["low"] <= bac["estimate"] <= bac["high"]
+    assert bac["estimate"] == pytest.approx(rows[1, 1]["balanced_accuracy"])  # w, v alike
+    assert "| 1 | whole slides | 2 |" in done.stdout
 
 
 def test_missing_file_and_bad_radius(tmp_path):
