@@ -10,6 +10,7 @@ Usage::
         [--epochs 3] [--out cv_accuracy.json] [--recipe default|tutorial]
         [--set stain_jitter=0.05 --set learning_rate=0.02] [--fraction 0.25]
         [--train-patients 40] [--max-folds 2] [--augmentation fused|layers] [--seeds 3]
+        [--predictions PATH.npz]
 
 ``--data`` may be given more than once; the roots are loaded and concatenated (their
 patient ids must not collide). By default both ``../shared/data/idc`` (22 complete
@@ -39,6 +40,10 @@ test_time_augmentation=True``). ``--seeds N`` trains N models per fold (seeds di
 data and settings do not) and scores the mean of their probabilities, a seed ensemble;
 the first model's own figures are reported beside it (``*_first_model``), and the
 validation threshold is left out, since each model held out other validation patients.
+``--predictions PATH.npz`` also saves every test patch's fold, patient, slide
+coordinates, label and IDC probability (the seed ensemble's mean, without test-time
+augmentation unless it was set), rewritten after every fold, for analyses that need
+no retraining (``benchmarks/smoothing.py``).
 """
 
 from __future__ import annotations
