@@ -321,6 +321,8 @@ def run_ours(data: dict, params: dict, epochs: int, seed: int) -> dict:
             "loss": None,
             "scoring_seconds": time.perf_counter() - start,
             "final": True,
+            # the epoch whose weights early stopping restored; None: the last epoch's
+            "kept_epoch": clf.best_epoch_,
         }
     )
     print(f"    {OURS} fitted model: {seconds:.0f} s, bal. acc. {ba:.3f}", flush=True)

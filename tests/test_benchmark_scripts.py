@@ -73,6 +73,8 @@ def test_time_to_quality_scores_both_pipelines_after_every_epoch(tmp_path):
         assert [p["epoch"] for p in epochs] == [1, 2]
         seconds = [p["seconds"] for p in epochs]
         assert seconds == sorted(seconds) and seconds[0] > 0
+    (final,) = [p for p in report["runs"][1]["points"] if p["final"]]
+    assert final["kept_epoch"] is None  # no early stopping: the last epoch's weights
     assert set(report["summary"]) == {"tutorial", "IDCClassifier"}
     assert plot.stat().st_size > 0
     assert "wall time (s, training only)" in stdout
