@@ -364,8 +364,11 @@ def smooth_probabilities(
     if radius == 0:
         return smoothed
     kernel = np.ones((2 * radius + 1, 2 * radius + 1))
-    for patient in np.unique(groups):
-        mine = np.flatnonzero(groups == patient)
+    # One pass to sort the patches by patient, not one comparison of all per patient.
+    _, patient_of = np.unique(groups, return_inverse=True)
+    order = np.argsort(patient_of, kind="stable")
+    starts = np.flatnonzero(np.diff(patient_of[order], prepend=-1))
+    for mine in np.split(order, starts[1:]):
         offsets = coords[mine] - coords[mine].min(axis=0)
         cells, total, count = _grid_sums(offsets, values[mine], patch_size)
         total = convolve(total, kernel, mode="constant")
