@@ -81,3 +81,49 @@ def test_an_unreachable_scheduler_is_one_line(model_file, tree, capsys):
     argv = ["predict", "--scheduler", "tcp://127.0.0.1:9", model_file, tree / "8863"]
     with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
         one_line_error(capsys, argv, "cannot reach the scheduler at tcp://127.0.0.1:9")
+
+
+def printed(out: str) -> dict[str, float]:
+    """``file -> probability`` of predict's table."""
+    return {line.split("\t")[2]: float(line.split("\t")[0]) for line in out.splitlines()[1:]}
+
+
+def test_smooth_is_the_same_here_and_on_the_scheduler(model_file, tree, scheduler, capsys):
+    import numpy as np
+
+    from idcclf.datasets import parse_patch_filename
+    from idcclf.slides import smooth_probabilities
+
+    folders = [str(tree / patient) for patient in PATIENTS]
+    capsys.readouterr()
+    assert main(["predict", str(model_file), *folders]) == 0
+    plain = printed(capsys.readouterr().out)
+    # A radius wider than any slide: each patch gets its patient's mean, so all change.
+    argv = ["predict", "--smooth", "1000", str(model_file), *folders]
+    assert main(argv) == 0
+    local = printed(capsys.readouterr().out)
+    assert main([*argv, "--scheduler", scheduler]) == 0
+    remote = printed(capsys.readouterr().out)
+    assert remote == local and local.keys() == plain.keys()
+
+    names = list(plain)
+    parsed = [parse_patch_filename(name) for name in names]
+    expected = smooth_probabilities(
+        [plain[name] for name in names], [p[1:3] for p in parsed], [p[0] for p in parsed],
+        radius=1000,
+    )  # fmt: skip
+    # predict prints 4 decimals: the mean of rounded values is within 1e-4 of the real one.
+    np.testing.assert_allclose([local[name] for name in names], expected, atol=1.5e-4)
+    for patient in PATIENTS:
+        mine = [local[name] for name, p in zip(names, parsed, strict=True) if p[0] == patient]
+        assert max(mine) - min(mine) < 1e-9
+    assert any(abs(local[name] - plain[name]) > 1e-3 for name in names)
+
+
+def test_smooth_needs_coordinates_in_the_file_names(model_file, tree, tmp_path, capsys):
+    source = sorted((tree / "8863" / "0").glob("*.png"))[0]
+    loose = tmp_path / "patch_one.png"
+    shutil.copy(source, loose)
+    argv = ["predict", "--smooth", "1", model_file, loose]
+    one_line_error(capsys, argv, "patch_one.png", "--smooth needs the patient")
+    one_line_error(capsys, ["predict", "--smooth", "-1", model_file, loose], "--smooth -1")

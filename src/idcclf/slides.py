@@ -352,8 +352,6 @@ def smooth_probabilities(
         itself included (cells without a patch are left out of the mean, not
         counted as 0), in the order of ``proba``.
     """
-    from scipy.ndimage import convolve
-
     coords, values = _coords_and_values(coords, proba, "proba", patch_size)
     if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
         raise ValueError(f"radius must be a whole number of grid cells >= 0, got {radius!r}")
@@ -363,7 +361,6 @@ def smooth_probabilities(
     smoothed = values.copy()
     if radius == 0:
         return smoothed
-    kernel = np.ones((2 * radius + 1, 2 * radius + 1))
     # One pass to sort the patches by patient, not one comparison of all per patient.
     _, patient_of = np.unique(groups, return_inverse=True)
     order = np.argsort(patient_of, kind="stable")
@@ -371,10 +368,22 @@ def smooth_probabilities(
     for mine in np.split(order, starts[1:]):
         offsets = coords[mine] - coords[mine].min(axis=0)
         cells, total, count = _grid_sums(offsets, values[mine], patch_size)
-        total = convolve(total, kernel, mode="constant")
-        count = convolve(count, kernel, mode="constant")
-        smoothed[mine] = total[cells] / count[cells]
+        smoothed[mine] = _box_sums(total, cells, radius) / _box_sums(count, cells, radius)
     return smoothed
+
+
+def _box_sums(grid: np.ndarray, cells: tuple[np.ndarray, np.ndarray], radius: int) -> np.ndarray:
+    """The sum of ``grid`` over the square of ``radius`` cells around each of ``cells``.
+
+    From a summed-area table, so the cost does not grow with the radius (a
+    convolution's kernel would, and a radius wider than the slide is allowed).
+    """
+    table = np.zeros((grid.shape[0] + 1, grid.shape[1] + 1))
+    table[1:, 1:] = grid.cumsum(axis=0).cumsum(axis=1)
+    rows, cols = cells
+    top, bottom = np.clip(rows - radius, 0, None), np.minimum(rows + radius + 1, grid.shape[0])
+    left, right = np.clip(cols - radius, 0, None), np.minimum(cols + radius + 1, grid.shape[1])
+    return table[bottom, right] - table[top, right] - table[bottom, left] + table[top, left]
 
 
 def plot_heatmap(

@@ -12,9 +12,11 @@ from .._format import plural
 from ._common import (
     CLIError,
     add_skip_bad_files,
+    add_smoothing,
     add_test_time_augmentation,
     add_threshold,
     check_finite,
+    check_smoothing,
     check_threshold,
     library_errors,
     load_model_or_pretrained,
@@ -37,7 +39,7 @@ def add_parser(subparsers) -> None:
         "padded with white, as in training. Without MODEL, the pretrained CancerNet "
         "bundled with idcclf is used.",
         usage="idcclf predict [-h] [--threshold T] [--skip-bad-files] [--tta] "
-        "[--scheduler ADDRESS] [MODEL] PATH [PATH ...]",
+        "[--smooth RADIUS] [--scheduler ADDRESS] [MODEL] PATH [PATH ...]",
     )
     parser.add_argument(
         "items",
@@ -50,6 +52,7 @@ def add_parser(subparsers) -> None:
     add_threshold(parser, "a patch is called IDC")
     add_skip_bad_files(parser)
     add_test_time_augmentation(parser)
+    add_smoothing(parser)
     parser.add_argument(
         "--scheduler",
         metavar="ADDRESS",
@@ -79,6 +82,7 @@ def collect_pngs(paths: list[Path]) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     check_threshold(args.threshold)
+    check_smoothing(args.smooth)
     model_path, paths = split_model_argument(args.items)
     if not paths:
         raise CLIError(f"{model_path}: no PNG files or folders given after MODEL")
@@ -118,7 +122,28 @@ def score_here(
     patches, files = read_png_files(args, collect_pngs(paths))
     model = use_test_time_augmentation(load_model_or_pretrained(model_path), args)
     proba = predict_idc(model, patches, model_path or "pretrained model")
+    if args.smooth:
+        proba = smooth_by_file_names(proba, files, args.smooth)
     return zip(files, proba.tolist(), strict=True)
+
+
+def smooth_by_file_names(proba, files: list[Path], radius: int):
+    """``proba`` smoothed within each patient, patients and places read from the names."""
+    from ..datasets import parse_patch_filename
+    from ..slides import smooth_probabilities
+
+    patients, coords = [], []
+    for path in files:
+        try:
+            patient, x, y, _ = parse_patch_filename(path)
+        except ValueError as exc:
+            raise CLIError(
+                f"{path}: --smooth needs the patient and the slide position in every file "
+                f"name ({exc})"
+            ) from None
+        patients.append(patient)
+        coords.append((x, y))
+    return smooth_probabilities(proba, coords, patients, radius=radius)
 
 
 def score_on_scheduler(
@@ -151,5 +176,8 @@ def _patients_scored(args, client, model, model_name, paths) -> Iterator[tuple[P
         for result in predict_patients(model, paths, client=client):
             proba = check_finite(result.idc_proba, model_name)
             parent = Path(result.folder).parent
+            if args.smooth:
+                files = [parent / name for name in result.filenames]
+                proba = smooth_by_file_names(proba, files, args.smooth)
             for name, p in zip(result.filenames, proba.tolist(), strict=True):
                 yield parent / name, p
