@@ -119,18 +119,20 @@ def score_here(
     args: argparse.Namespace, model_path: Path | None, paths: list[Path]
 ) -> Iterator[tuple[Path, float]]:
     """Every PNG file named or found under ``paths``, with its IDC probability."""
-    patches, files = read_png_files(args, collect_pngs(paths))
+    files = collect_pngs(paths)
+    if args.smooth:
+        slide_places(files)  # a name without them fails now, not after decoding
+    patches, files = read_png_files(args, files)
     model = use_test_time_augmentation(load_model_or_pretrained(model_path), args)
     proba = predict_idc(model, patches, model_path or "pretrained model")
     if args.smooth:
-        proba = smooth_by_file_names(proba, files, args.smooth)
+        proba = smoothed_by_name(proba, files, args.smooth)
     return zip(files, proba.tolist(), strict=True)
 
 
-def smooth_by_file_names(proba, files: list[Path], radius: int):
-    """``proba`` smoothed within each patient, patients and places read from the names."""
+def slide_places(files: list[Path]) -> tuple[list[str], list[tuple[int, int]]]:
+    """The patient and the ``(x, y)`` slide position of every file, read from its name."""
     from ..datasets import parse_patch_filename
-    from ..slides import smooth_probabilities
 
     patients, coords = [], []
     for path in files:
@@ -143,6 +145,14 @@ def smooth_by_file_names(proba, files: list[Path], radius: int):
             ) from None
         patients.append(patient)
         coords.append((x, y))
+    return patients, coords
+
+
+def smoothed_by_name(proba, files: list[Path], radius: int):
+    """``proba`` averaged over slide neighbours, each file placed by its name."""
+    from ..slides import smooth_probabilities
+
+    patients, coords = slide_places(files)
     return smooth_probabilities(proba, coords, patients, radius=radius)
 
 
@@ -178,6 +188,6 @@ def _patients_scored(args, client, model, model_name, paths) -> Iterator[tuple[P
             parent = Path(result.folder).parent
             if args.smooth:
                 files = [parent / name for name in result.filenames]
-                proba = smooth_by_file_names(proba, files, args.smooth)
+                proba = smoothed_by_name(proba, files, args.smooth)
             for name, p in zip(result.filenames, proba.tolist(), strict=True):
                 yield parent / name, p
