@@ -102,9 +102,9 @@ def smooth_probabilities(
     coords, values = coords_and_values(coords, proba, "proba", patch_size)
     if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
         raise ValueError(f"radius must be a whole number of grid cells >= 0, got {radius!r}")
-    groups = np.zeros(len(coords)) if groups is None else np.asarray(groups)
-    if groups.shape != (len(coords),):
-        raise ValueError(f"groups has shape {groups.shape} but coords has {len(coords)} rows")
+    from .metrics import _check_group_shape
+
+    groups = np.zeros(len(coords)) if groups is None else _check_group_shape(groups, len(coords))
     smoothed = values.copy()
     if radius == 0:
         return smoothed

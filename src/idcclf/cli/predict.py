@@ -120,39 +120,38 @@ def score_here(
 ) -> Iterator[tuple[Path, float]]:
     """Every PNG file named or found under ``paths``, with its IDC probability."""
     files = collect_pngs(paths)
-    if args.smooth:
-        slide_places(files)  # a name without them fails now, not after decoding
+    # Read before decoding, so that a name without a place fails at once.
+    places = slide_places(files) if args.smooth else None
     patches, files = read_png_files(args, files)
     model = use_test_time_augmentation(load_model_or_pretrained(model_path), args)
     proba = predict_idc(model, patches, model_path or "pretrained model")
-    if args.smooth:
-        proba = smoothed_by_name(proba, files, args.smooth)
+    if places is not None:
+        proba = smoothed_by_place(proba, [places[path] for path in files], args.smooth)
     return zip(files, proba.tolist(), strict=True)
 
 
-def slide_places(files: list[Path]) -> tuple[list[str], list[tuple[int, int]]]:
-    """The patient and the ``(x, y)`` slide position of every file, read from its name."""
+def slide_places(files: list[Path]) -> dict[Path, tuple[str, int, int]]:
+    """The patient and the ``x``, ``y`` slide position of every file, read from its name."""
     from ..datasets import parse_patch_filename
 
-    patients, coords = [], []
+    places = {}
     for path in files:
         try:
-            patient, x, y, _ = parse_patch_filename(path)
+            places[path] = parse_patch_filename(path)[:3]
         except ValueError as exc:
             raise CLIError(
                 f"{path}: --smooth needs the patient and the slide position in every file "
                 f"name ({exc})"
             ) from None
-        patients.append(patient)
-        coords.append((x, y))
-    return patients, coords
+    return places
 
 
-def smoothed_by_name(proba, files: list[Path], radius: int):
-    """``proba`` averaged over slide neighbours, each file placed by its name."""
+def smoothed_by_place(proba, places: list[tuple[str, int, int]], radius: int):
+    """``proba`` averaged over slide neighbours; ``places`` as from :func:`slide_places`."""
     from ..slides import smooth_probabilities
 
-    patients, coords = slide_places(files)
+    patients = [patient for patient, _, _ in places]
+    coords = [(x, y) for _, x, y in places]
     return smooth_probabilities(proba, coords, patients, radius=radius)
 
 
@@ -187,7 +186,7 @@ def _patients_scored(args, client, model, model_name, paths) -> Iterator[tuple[P
             proba = check_finite(result.idc_proba, model_name)
             parent = Path(result.folder).parent
             if args.smooth:
-                files = [parent / name for name in result.filenames]
-                proba = smoothed_by_name(proba, files, args.smooth)
+                places = slide_places([parent / name for name in result.filenames])
+                proba = smoothed_by_place(proba, list(places.values()), args.smooth)
             for name, p in zip(result.filenames, proba.tolist(), strict=True):
                 yield parent / name, p
