@@ -42,19 +42,31 @@ def score(y, proba) -> dict[str, float]:
     return {"balanced_accuracy": report["balanced_accuracy"], "roc_auc": report["roc_auc"]}
 
 
-def smoothing_scores(arrays: dict, radii, whole_patients: set[str]) -> list[dict]:
-    """One row per fold and radius: the scores on all test patches and whole slides."""
+def smoothed_by_radius(arrays: dict, radii) -> dict[int, np.ndarray]:
+    """Every saved probability smoothed with each radius, all folds at once.
+
+    Each patient is tested in one fold only, and smoothing stays within a patient, so
+    smoothing the folds together mixes no two models on one patient.
+    """
     from idcclf.slides import smooth_probabilities
 
+    return {
+        radius: smooth_probabilities(
+            arrays["proba"], arrays["coords"], arrays["patient"], radius=radius
+        )
+        for radius in radii
+    }
+
+
+def smoothing_scores(arrays: dict, smoothed: dict, whole_patients: set[str]) -> list[dict]:
+    """One row per fold and radius: the scores on all test patches and whole slides."""
     rows = []
     for fold in np.unique(arrays["fold"]):
         mine = arrays["fold"] == fold
         y, patients = arrays["label"][mine], arrays["patient"][mine]
         whole = np.isin(patients, sorted(whole_patients))
-        for radius in radii:
-            proba = smooth_probabilities(
-                arrays["proba"][mine], arrays["coords"][mine], patients, radius=radius
-            )
+        for radius, smooth in smoothed.items():
+            proba = smooth[mine]
             row = {"fold": int(fold), "radius": radius, "n_patches": int(mine.sum())}
             row.update(score(y, proba))
             row["n_whole_slide_patients"] = len(set(patients[whole]))
@@ -65,14 +77,9 @@ def smoothing_scores(arrays: dict, radii, whole_patients: set[str]) -> list[dict
     return rows
 
 
-def pooled_scores(arrays: dict, radii, whole_patients: set[str]) -> list[dict]:
-    """Per radius: every fold's test patches pooled, with patient-resampled intervals.
-
-    Each patient is tested in one fold only, and smoothing stays within a patient, so
-    pooling the folds' probabilities mixes no two models on one patient.
-    """
+def pooled_scores(arrays: dict, smoothed: dict, whole_patients: set[str]) -> list[dict]:
+    """Per radius: every fold's test patches pooled, with patient-resampled intervals."""
     from idcclf.metrics import patient_bootstrap
-    from idcclf.slides import smooth_probabilities
 
     y, patients = arrays["label"], arrays["patient"]
     subsets = {
@@ -80,8 +87,7 @@ def pooled_scores(arrays: dict, radii, whole_patients: set[str]) -> list[dict]:
         "whole_slides": np.isin(patients, sorted(whole_patients)),
     }
     rows = []
-    for radius in radii:
-        proba = smooth_probabilities(arrays["proba"], arrays["coords"], patients, radius=radius)
+    for radius, proba in smoothed.items():
         for name, mine in subsets.items():
             if not mine.any():
                 continue
@@ -159,8 +165,9 @@ def main(argv=None) -> int:
         whole = {d.name for d in args.whole_slides.iterdir() if d.is_dir()}
     with np.load(args.predictions, allow_pickle=False) as saved:
         arrays = {key: saved[key] for key in saved.files}
-    rows = smoothing_scores(arrays, args.radius, whole)
-    pooled = pooled_scores(arrays, args.radius, whole)
+    smoothed = smoothed_by_radius(arrays, args.radius)
+    rows = smoothing_scores(arrays, smoothed, whole)
+    pooled = pooled_scores(arrays, smoothed, whole)
     print(table(rows))
     print("\nAll folds pooled:\n")
     print(pooled_table(pooled))
