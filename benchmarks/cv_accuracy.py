@@ -38,12 +38,14 @@ internal, patient-grouped validation split, never the test patients) with
 accuracy, ROC AUC and F1 with test-time augmentation switched (on, or off when ``--set
 test_time_augmentation=True``). ``--seeds N`` trains N models per fold (seeds differ,
 data and settings do not) and scores the mean of their probabilities, a seed ensemble;
-the first model's own figures are reported beside it (``*_first_model``), and the
-validation threshold is left out, since each model held out other validation patients.
-``--predictions PATH.npz`` also saves every test patch's fold, patient, slide
-coordinates, label and IDC probability (the seed ensemble's mean, without test-time
-augmentation unless it was set), rewritten after every fold, for analyses that need
-no retraining (``benchmarks/smoothing.py``).
+the first model's own figures are reported beside it (``*_first_model``), and so are
+each further model's (``*_model_2``, ...), so one run also measures the spread over
+seeds; the validation threshold is left out, since each model held out other
+validation patients. ``--predictions PATH.npz`` also saves every test patch's fold,
+patient, slide coordinates, label and IDC probability (the seed ensemble's mean,
+without test-time augmentation unless it was set; with ``--seeds N > 1`` also each
+model's own, as ``proba_per_model`` with one column per model), rewritten after every
+fold, for analyses that need no retraining (``benchmarks/smoothing.py``).
 """
 
 from __future__ import annotations
@@ -191,9 +193,11 @@ def run_fold(k, train, test, X, y, groups, args, params) -> dict:
         report["balanced_accuracy_at_validation_threshold"] = tuned["balanced_accuracy"]
     else:
         # Each model held out other validation patients, so no shared threshold.
-        single = evaluation_report(y[test], probas[0])
-        for m in TTA_METRICS:
-            report[f"{m}_first_model"] = single[m]
+        for i, proba in enumerate(probas, start=1):
+            single = evaluation_report(y[test], proba)
+            suffix = "first_model" if i == 1 else f"model_{i}"
+            for m in TTA_METRICS:
+                report[f"{m}_{suffix}"] = single[m]
     if args.tta:
         report.update(tta_figures(models, X[test], y[test]))
     report["fold"] = k
@@ -202,7 +206,7 @@ def run_fold(k, train, test, X, y, groups, args, params) -> dict:
     report["test_patients"] = sorted(map(str, np.unique(groups[test])))
     report["seconds"] = time.perf_counter() - start
     report.pop("classification_report")
-    return report, probas.mean(axis=0)
+    return report, probas
 
 
 def save_predictions(path: Path, parts: list[dict]) -> None:
@@ -218,7 +222,7 @@ def summarize(folds) -> dict:
     keys = list(METRICS) + [
         key
         for key in folds[0]
-        if key.endswith(("_tta", "_first_model", "_at_validation_threshold"))
+        if key.endswith(("_tta", "_first_model", "_at_validation_threshold")) or "_model_" in key
     ]
     return {
         key: {
@@ -339,20 +343,21 @@ def main(argv=None) -> int:
     for k, (train, test) in enumerate(splitter.split(X, y, groups), start=1):
         if args.max_folds is not None and k > args.max_folds:
             break
-        report, proba = run_fold(k, train, test, X, y, groups, args, args.params)
+        report, probas = run_fold(k, train, test, X, y, groups, args, args.params)
         record["folds"].append(report)
         record["summary"] = summarize(record["folds"])
         atomic_write_text(args.out, json.dumps(record, indent=2))
         if args.predictions:
-            predictions.append(
-                {
-                    "fold": np.full(len(test), k),
-                    "patient": groups[test],
-                    "coords": coords[test],
-                    "label": y[test],
-                    "proba": proba,
-                }
-            )
+            part = {
+                "fold": np.full(len(test), k),
+                "patient": groups[test],
+                "coords": coords[test],
+                "label": y[test],
+                "proba": probas.mean(axis=0),
+            }
+            if args.seeds > 1:
+                part["proba_per_model"] = probas.T
+            predictions.append(part)
             save_predictions(args.predictions, predictions)
         print(
             f"fold {k}: "

@@ -51,6 +51,7 @@ LEVERS = {
     "stain": {"stain_jitter": 0.05},
     "wide": {"filters": (48, 96, 192)},
     "unweighted": {"class_weight": None},
+    "stain_label_smoothing": {"stain_jitter": 0.05, "label_smoothing": 0.1},
 }
 SHOWN = ("balanced_accuracy", "roc_auc", "f1", "bac_val_threshold", "bac_tta", "fit_seconds")
 

@@ -16,9 +16,13 @@ Whole-slide patients are the patient folders under ``--whole-slides`` (default
 are random samples of their slides, so most of their patches have few scored
 neighbours, and smoothing can do little for them.
 
+``--model I`` scores the I-th model (from 1) of a seed ensemble on its own, from the
+``proba_per_model`` that ``cv_accuracy.py --seeds N`` saves, instead of the ensemble's
+mean.
+
 Usage::
 
-    python benchmarks/smoothing.py PREDICTIONS.npz [--radius 0 1 2 3]
+    python benchmarks/smoothing.py PREDICTIONS.npz [--radius 0 1 2 3] [--model 1]
         [--whole-slides ../shared/data/idc] [--out smoothing.json]
 """
 
@@ -155,6 +159,7 @@ def main(argv=None) -> int:
     parser.add_argument("--radius", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--whole-slides", type=Path, default=WHOLE_SLIDES)
     parser.add_argument("--out", type=Path, default=None, help="also write the rows as JSON")
+    parser.add_argument("--model", type=int, default=None, help="one model of a seed ensemble")
     args = parser.parse_args(argv)
     if any(radius < 0 for radius in args.radius):
         parser.error(f"--radius must be 0 or more, got {args.radius}")
@@ -165,6 +170,13 @@ def main(argv=None) -> int:
         whole = {d.name for d in args.whole_slides.iterdir() if d.is_dir()}
     with np.load(args.predictions, allow_pickle=False) as saved:
         arrays = {key: saved[key] for key in saved.files}
+    if args.model is not None:
+        per_model = arrays.get("proba_per_model")
+        if per_model is None:
+            parser.exit(2, f"{args.predictions} holds no proba_per_model (not --seeds N > 1)\n")
+        if not 1 <= args.model <= per_model.shape[1]:
+            parser.exit(2, f"--model must be 1 to {per_model.shape[1]}, got {args.model}\n")
+        arrays["proba"] = per_model[:, args.model - 1]
     smoothed = smoothed_by_radius(arrays, args.radius)
     rows = smoothing_scores(arrays, smoothed, whole)
     pooled = pooled_scores(arrays, smoothed, whole)

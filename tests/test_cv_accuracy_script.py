@@ -59,6 +59,7 @@ def test_folds_are_patient_disjoint_and_summarized(tmp_path, seeds):
     # A seed ensemble reports its first model beside it and no validation threshold,
     # since each of its models held out other validation patients.
     assert ("roc_auc_first_model" in summary) == (seeds > 1)
+    assert ("roc_auc_model_2" in summary) == (seeds > 1)
     assert ("balanced_accuracy_at_validation_threshold" in summary) == (seeds == 1)
     if seeds > 1:
         # Models of other seeds differ, so their mean ranks patches unlike the first alone.
@@ -76,6 +77,15 @@ def test_folds_are_patient_disjoint_and_summarized(tmp_path, seeds):
             assert set(arrays["patient"][mine]) == set(fold["test_patients"])
             auc = roc_auc_score(arrays["label"][mine], arrays["proba"][mine])
             assert auc == pytest.approx(fold["roc_auc"])
+            if seeds > 1:
+                # Each model's own probabilities are kept, and their mean is the ensemble.
+                per_model = arrays["proba_per_model"][mine]
+                assert per_model.shape == (mine.sum(), seeds)
+                np.testing.assert_allclose(per_model.mean(axis=1), arrays["proba"][mine])
+                for i, key in enumerate(("roc_auc_first_model", "roc_auc_model_2")):
+                    auc = roc_auc_score(arrays["label"][mine], per_model[:, i])
+                    assert auc == pytest.approx(fold[key])
+        assert ("proba_per_model" in arrays.files) == (seeds > 1)
     table = subprocess.run(
         [sys.executable, str(SCRIPT), "--table", str(tmp_path / "cv.json")],
         capture_output=True,

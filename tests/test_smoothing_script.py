@@ -77,3 +77,37 @@ def test_missing_file_and_bad_radius(tmp_path):
             [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120
         )
         assert done.returncode == 2 and message in done.stderr
+
+
+def test_one_model_of_a_seed_ensemble(tmp_path):
+    arrays = synthetic_predictions(tmp_path / "pred.npz")
+    # The second model calls every patch right; the ensemble mean is saved as "proba".
+    perfect = np.where(arrays["label"] == 1, 0.9, 0.1)
+    per_model = np.column_stack([arrays["proba"], perfect])
+    np.savez(
+        tmp_path / "ensemble.npz",
+        **{**arrays, "proba": per_model.mean(axis=1), "proba_per_model": per_model},
+    )
+    scores = {}
+    for model in ("1", "2"):
+        out = tmp_path / f"model{model}.json"
+        done = subprocess.run(
+            [sys.executable, str(SCRIPT), str(tmp_path / "ensemble.npz"), "--radius", "0"]
+            + ["--model", model, "--out", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        rows = json.loads(out.read_text())["folds"]
+        scores[model] = {r["fold"]: r["balanced_accuracy"] for r in rows}
+    assert scores["1"][1] == pytest.approx(30 / 36)  # the first model alone, as saved
+    assert scores["2"] == {1: 1.0, 2: 1.0}
+    for args, message in (
+        ([str(tmp_path / "pred.npz"), "--model", "1"], "no proba_per_model"),
+        ([str(tmp_path / "ensemble.npz"), "--model", "3"], "--model must be 1 to 2"),
+    ):
+        done = subprocess.run(
+            [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 2 and message in done.stderr
