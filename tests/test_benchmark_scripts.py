@@ -53,6 +53,10 @@ def test_bench_training_reports_each_round_and_the_fixed_costs(tmp_path):
             assert result["epoch_images_per_s"] == pytest.approx(128 / result["epoch_s"][1])
     assert stdout.count("IDCClassifier / tutorial") == 2  # one line of ratios per round
     assert "per epoch, per round:" in stdout
+    # The re-estimation timed both ways, interleaved, three rounds each.
+    recalibration = json.loads(out.read_text())["recalibration_seconds"]
+    assert {label: len(s) for label, s in recalibration.items()} == {"kept": 3, "none kept": 3}
+    assert "re-estimation, none kept / kept, per round:" in stdout
 
 
 def test_time_to_quality_scores_both_pipelines_after_every_epoch(tmp_path):

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from idcclf import build_cancernet
+from idcclf import _ops, build_cancernet
 from idcclf._ops import PREDICT_BATCH_SIZE, predict_in_batches, recalibrate_batch_norm
 
 SMALL = dict(filters=(2, 4), convs_per_block=(1, 1), dense_units=4)
@@ -53,6 +53,55 @@ def test_recalibration_sets_the_exact_statistics_of_each_layer_input(patches):
     recalibrate_batch_norm(model, patches)
     for layer in layers:
         # Earlier layers are already re-estimated, as they were when this one was.
+        acts = keras.Model(model.input, layer.input).predict(patches, verbose=0)
+        acts = acts.reshape(-1, acts.shape[-1]).astype(np.float64)
+        np.testing.assert_allclose(
+            layer.moving_mean.numpy(), acts.mean(axis=0), rtol=1e-4, atol=1e-5
+        )
+        np.testing.assert_allclose(
+            layer.moving_variance.numpy(), acts.var(axis=0), rtol=1e-3, atol=1e-5
+        )
+
+
+def batch_norm_statistics(model):
+    return [
+        (layer.moving_mean.numpy(), layer.moving_variance.numpy())
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+
+
+def test_cached_activations_give_the_same_statistics(patches, monkeypatch):
+    # Kept activations (the default here, the network being small) against none kept.
+    model = small_net()
+    recalibrate_batch_norm(model, patches)
+    (segments,) = _ops._SEGMENTS[model].values()
+    assert len(segments) == 3  # one per batch-norm layer: each next one starts cached
+    cached = batch_norm_statistics(model)
+    monkeypatch.setattr(_ops, "RECALIBRATION_CACHE_BYTES", 0)
+    model = small_net()
+    recalibrate_batch_norm(model, patches)
+    (segments,) = _ops._SEGMENTS[model].values()
+    assert len(segments) == 1  # nothing fits: every layer is measured from the patches
+    for (mean_a, var_a), (mean_b, var_b) in zip(cached, batch_norm_statistics(model), strict=True):
+        np.testing.assert_allclose(mean_a, mean_b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(var_a, var_b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_skip_connection_past_a_batch_norm_layer_is_measured_exactly(patches):
+    # The second layer's input also needs the first convolution's output, so no
+    # activation between the two layers can stand in for the patches.
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    scaled = keras.layers.Rescaling(1 / 255)(inputs)
+    conv = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(scaled)
+    first = keras.layers.BatchNormalization()(conv)
+    pooled = keras.layers.Conv2D(4, 1)(first)
+    second = keras.layers.BatchNormalization()(keras.layers.Add()([pooled, conv]))
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(second))
+    recalibrate_batch_norm(model, patches)
+    for layer in (model.layers[3], model.layers[6]):
+        assert isinstance(layer, keras.layers.BatchNormalization)
         acts = keras.Model(model.input, layer.input).predict(patches, verbose=0)
         acts = acts.reshape(-1, acts.shape[-1]).astype(np.float64)
         np.testing.assert_allclose(

@@ -7,8 +7,10 @@ about as much as the network on CPU (``docs/benchmarks_training.md``, changes 1-
 
 from __future__ import annotations
 
+import functools
 import math
 import weakref
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -79,20 +81,55 @@ def evaluate(model: keras.Model, X: np.ndarray, y: np.ndarray) -> dict[str, floa
     return {"loss": value, "accuracy": accuracy}
 
 
+#: Memory for the activations that batch-norm re-estimation keeps between layers (see
+#: :func:`recalibrate_batch_norm`): enough for CancerNet's block-2 output (12 x 12 x 64
+#: floats a patch, 151 MB) on the 4,096 patches re-estimated after a fit.
+RECALIBRATION_CACHE_BYTES = 192 * 2**20
+
+
 def recalibrate_batch_norm(model: keras.Model, X: np.ndarray) -> None:
     """Set each BatchNormalization layer's moving statistics to their exact values on X.
 
     Layers are visited in order, each measured with the ones before it already fixed,
     and everything in inference mode (no augmentation, no dropout), which is how the
     network will be used.
+
+    Each layer's input is computed from the last cached activations rather than from
+    X: once a layer is fixed, the smallest activation between it and the next
+    batch-norm layer (in CancerNet, a block's pooled output) is computed once for all
+    of X and kept, if it fits in ``RECALIBRATION_CACHE_BYTES``, so later layers do not
+    rerun the blocks before it. The values are the same either way.
     """
-    moments, layers = _moments_function(model, X)
-    for index, (layer, per_sample) in enumerate(layers):
-        mean, variance = _pooled_moments(
-            lambda batch, index=index: moments(batch, index), X, per_sample
-        )
-        layer.moving_mean.assign(mean.astype(np.float32))
-        layer.moving_variance.assign(variance.astype(np.float32))
+    for network in _networks(model):
+        inputs = X
+        for segment in _segments(network, X):
+            if segment.enter is not None:
+                inputs = _map_batches(segment.enter, inputs)
+            for index, (layer, per_sample) in enumerate(segment.layers):
+                mean, variance = _pooled_moments(
+                    functools.partial(segment.moments, index=np.int32(index)), inputs, per_sample
+                )
+                layer.moving_mean.assign(mean.astype(np.float32))
+                layer.moving_variance.assign(variance.astype(np.float32))
+
+
+def _networks(model: keras.Model) -> list[keras.Model]:
+    """The networks whose batch-norm layers are re-estimated: nested models, or the model."""
+    return [layer for layer in model.layers if isinstance(layer, keras.Model)] or [model]
+
+
+def _map_batches(function, X: np.ndarray) -> np.ndarray:
+    """``function`` applied to X in batches of ``PREDICT_BATCH_SIZE``, as one array.
+
+    Written batch by batch into one array: the outputs are held once, not twice.
+    """
+    out = None
+    for start in range(0, len(X), PREDICT_BATCH_SIZE):
+        batch = function(X[start : start + PREDICT_BATCH_SIZE]).numpy()
+        if out is None:
+            out = np.empty((len(X), *batch.shape[1:]), batch.dtype)
+        out[start : start + len(batch)] = batch
+    return out
 
 
 def _pooled_moments(moments, X: np.ndarray, per_sample: int) -> tuple[np.ndarray, np.ndarray]:
@@ -114,47 +151,124 @@ def _pooled_moments(moments, X: np.ndarray, per_sample: int) -> tuple[np.ndarray
     return mean, np.maximum(sum_sq / count, 0.0)
 
 
-#: Compiled moments function of each model and input shape, made on first use and kept
-#: for the model's life: re-estimation runs every epoch, and functions made anew (or one
-#: per layer) would be traced again and again, which TensorFlow warns about.
-_MOMENTS_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+class _Segment(NamedTuple):
+    """Batch-norm layers measured from one starting activation.
 
-
-def _moments_function(model: keras.Model, X: np.ndarray):
-    """A compiled ``moments(batch, index)``, and the batch-norm layers it indexes.
-
-    ``moments`` gives the per-channel mean and variance of the input of batch-norm
-    layer ``index`` on one batch; each layer comes with its values per channel in one
-    sample. One graph per model, input dtype and shape (the batch dimension is free),
-    the layer chosen inside it. The moments are taken in TensorFlow, centred (no
-    cancellation), rather than as float64 NumPy copies of every activation, which
-    cost more than the network itself.
+    ``enter`` computes that activation from the previous segment's (None for the
+    network's input); ``moments(batch, index)`` gives the per-channel mean and variance
+    of the input of ``layers[index]``, each listed with its values per channel in one
+    sample.
     """
+
+    enter: object
+    moments: object
+    layers: list
+
+
+#: Compiled segments of each network and input shape, made on first use and kept for
+#: the model's life: re-estimation runs every epoch, and functions made anew would be
+#: traced again and again, which TensorFlow warns about.
+_SEGMENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _segments(network: keras.Model, X: np.ndarray) -> list[_Segment]:
+    """The network's batch-norm layers cut into segments at the cached activations.
+
+    Each segment's moments are one graph (the layer chosen inside it), traced once per
+    network, input dtype, shape and number of patches (which sets what fits the
+    cache). The moments are taken in TensorFlow, centred (no cancellation), rather
+    than as float64 NumPy copies of every activation, which cost more than the
+    network itself.
+    """
+    key = (X.dtype.str, tuple(X.shape), RECALIBRATION_CACHE_BYTES)
+    cached = _SEGMENTS.setdefault(network, {})
+    if key not in cached:
+        cached[key] = _compile_segments(network, X)
+    return cached[key]
+
+
+def _compile_segments(network: keras.Model, X: np.ndarray) -> list[_Segment]:
     import tensorflow as tf
 
-    key = (X.dtype.str, tuple(X.shape[1:]))
-    functions = _MOMENTS_FUNCTIONS.setdefault(model, {})
-    if key not in functions:
-        networks = [layer for layer in model.layers if isinstance(layer, keras.Model)] or [model]
-        probes, layers = [], []
-        for network in networks:
-            for layer in network.layers:
-                if isinstance(layer, keras.layers.BatchNormalization):
-                    probes.append(keras.Model(network.input, layer.input))
-                    layers.append((layer, math.prod(probes[-1].output.shape[1:-1])))
+    norms = [item for item in network.layers if isinstance(item, keras.layers.BatchNormalization)]
+    starts, groups = [network.input], [[]]
+    for position, layer in enumerate(norms):
+        groups[-1].append(layer)
+        point = None
+        if position + 1 < len(norms):
+            point = _cache_point(network, layer, norms[position + 1], len(X))
+        if point is not None:
+            starts.append(point)
+            groups.append([])
+    specs = [tf.TensorSpec((None, *start.shape[1:]), start.dtype) for start in starts]
+    specs[0] = tf.TensorSpec((None, *X.shape[1:]), X.dtype)
+    segments = []
+    for i, (start, layers) in enumerate(zip(starts, groups, strict=True)):
+        probes = [keras.Model(start, layer.input) for layer in layers]
+        enter = None if i == 0 else _compiled(keras.Model(starts[i - 1], start), specs[i - 1])
+        segments.append(
+            _Segment(
+                enter=enter,
+                moments=_compiled_moments(probes, specs[i]),
+                layers=[
+                    (layer, math.prod(probe.output.shape[1:-1]))
+                    for layer, probe in zip(layers, probes, strict=True)
+                ],
+            )
+        )
+    return segments
 
-        def branch(probe, batch):
-            def moments():
-                acts = probe(batch, training=False)
-                return tf.nn.moments(tf.reshape(acts, (-1, acts.shape[-1])), axes=[0])
 
-            return moments
+def _cache_point(network, layer, next_layer, n_samples: int):
+    """The activation to cache once ``layer`` is fixed, or None to keep the last one.
 
-        signature = [tf.TensorSpec((None, *X.shape[1:]), X.dtype), tf.TensorSpec((), tf.int32)]
+    The smallest output of the layers from ``layer`` up to (not including)
+    ``next_layer``, if it fits the cache for ``n_samples`` and ``next_layer``'s input
+    can be computed from it alone.
+    """
+    layers = network.layers
+    between = layers[layers.index(layer) : layers.index(next_layer)]
+    # next_layer's input itself would make an empty probe, which Keras cannot build.
+    candidates = [
+        item.output
+        for item in between
+        if isinstance(item.output, keras.KerasTensor) and item.output is not next_layer.input
+    ]
+    if not candidates:
+        return None
+    point = min(reversed(candidates), key=lambda tensor: math.prod(tensor.shape[1:]))
+    size = math.prod(point.shape[1:])
+    if size * 4 * n_samples > RECALIBRATION_CACHE_BYTES:
+        return None
+    try:
+        keras.Model(point, next_layer.input)
+    except ValueError:  # next_layer also depends on other activations (not a chain)
+        return None
+    return point
 
-        @tf.function(input_signature=signature)
-        def moments(batch, index):
-            return tf.switch_case(index, [branch(probe, batch) for probe in probes])
 
-        functions[key] = moments, layers
-    return functions[key]
+def _compiled(model: keras.Model, spec):
+    import tensorflow as tf
+
+    @tf.function(input_signature=[spec])
+    def call(batch):
+        return model(batch, training=False)
+
+    return call
+
+
+def _compiled_moments(probes: list[keras.Model], spec):
+    import tensorflow as tf
+
+    def branch(probe, batch):
+        def moments():
+            acts = probe(batch, training=False)
+            return tf.nn.moments(tf.reshape(acts, (-1, acts.shape[-1])), axes=[0])
+
+        return moments
+
+    @tf.function(input_signature=[spec, tf.TensorSpec((), tf.int32)])
+    def moments(batch, index):
+        return tf.switch_case(index, [branch(probe, batch) for probe in probes])
+
+    return moments
