@@ -79,14 +79,14 @@ def test_cached_activations_give_the_same_statistics(patches, monkeypatch):
     # Kept activations (the default here, the network being small) against none kept.
     model = small_net()
     recalibrate_batch_norm(model, patches)
-    (segments,) = _ops._SEGMENTS[model].values()
-    assert len(segments) == 3  # one per batch-norm layer: each next one starts cached
+    (plan,) = _ops._PLANS[model]["plans"].values()
+    assert len(plan.segments) == 3  # one per batch-norm layer: each next one starts cached
     cached = batch_norm_statistics(model)
     monkeypatch.setattr(_ops, "RECALIBRATION_CACHE_BYTES", 0)
     model = small_net()
     recalibrate_batch_norm(model, patches)
-    (segments,) = _ops._SEGMENTS[model].values()
-    assert len(segments) == 1  # nothing fits: every layer is measured from the patches
+    (plan,) = _ops._PLANS[model]["plans"].values()
+    assert len(plan.segments) == 1  # nothing fits: every layer is measured from the patches
     for (mean_a, var_a), (mean_b, var_b) in zip(cached, batch_norm_statistics(model), strict=True):
         np.testing.assert_allclose(mean_a, mean_b, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(var_a, var_b, rtol=1e-5, atol=1e-6)
@@ -104,8 +104,8 @@ def test_a_skip_connection_past_a_batch_norm_layer_is_measured_exactly(patches):
     second = keras.layers.BatchNormalization()(keras.layers.Add()([pooled, conv]))
     model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(second))
     recalibrate_batch_norm(model, patches)
-    (segments,) = _ops._SEGMENTS[model].values()
-    assert len(segments) == 1  # nothing kept: both layers measured from the patches
+    (plan,) = _ops._PLANS[model]["plans"].values()
+    assert len(plan.segments) == 1  # nothing kept: both layers measured from the patches
     layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(layers) == 2
     assert_exact_statistics(model, layers, patches)

@@ -94,23 +94,29 @@ def recalibrate_batch_norm(model: keras.Model, X: np.ndarray) -> None:
     and everything in inference mode (no augmentation, no dropout), which is how the
     network will be used.
 
-    Each layer's input is computed from the last cached activations rather than from
-    X: once a layer is fixed, the smallest activation between it and the next
-    batch-norm layer (in CancerNet, a block's pooled output) is computed once for all
-    of X and kept, if it fits in ``RECALIBRATION_CACHE_BYTES``, so later layers do not
-    rerun the blocks before it. The values are the same either way.
+    Each layer's input is computed from the last kept activations rather than from X:
+    once a layer is fixed, the smallest activation between it and the next batch-norm
+    layer (in CancerNet, a block's pooled output) is computed once for all of X and
+    kept, if it fits in ``RECALIBRATION_CACHE_BYTES``, so later layers do not rerun
+    the blocks before it. The values are the same either way.
     """
     for network in _networks(model):
-        inputs = X
-        for segment in _segments(network, X):
-            if segment.enter is not None:
-                inputs = _map_batches(segment.enter, inputs)
-            for index, (layer, per_sample) in enumerate(segment.layers):
+        plan = _plan(network, X)
+        if plan is None:  # no batch-norm layer, e.g. a nested augmentation model
+            continue
+        # Flat float32 rows, whatever X's dtype and shape: one graph serves every segment.
+        inputs = np.reshape(X, (len(X), -1))
+        index = 0
+        for segment, layers in enumerate(plan.segments):
+            if segment:
+                inputs = _map_batches(functools.partial(plan.enter, segment - 1), inputs)
+            for layer, per_sample in layers:
                 mean, variance = _pooled_moments(
-                    functools.partial(segment.moments, index=np.int32(index)), inputs, per_sample
+                    functools.partial(plan.moments, index), inputs, per_sample
                 )
                 layer.moving_mean.assign(mean.astype(np.float32))
                 layer.moving_variance.assign(variance.astype(np.float32))
+                index += 1
 
 
 def _networks(model: keras.Model) -> list[keras.Model]:
@@ -125,11 +131,15 @@ def _map_batches(function, X: np.ndarray) -> np.ndarray:
     """
     out = None
     for start in range(0, len(X), PREDICT_BATCH_SIZE):
-        batch = function(X[start : start + PREDICT_BATCH_SIZE]).numpy()
+        batch = function(_float32(X[start : start + PREDICT_BATCH_SIZE])).numpy()
         if out is None:
             out = np.empty((len(X), *batch.shape[1:]), batch.dtype)
         out[start : start + len(batch)] = batch
     return out
+
+
+def _float32(batch: np.ndarray) -> np.ndarray:
+    return batch.astype(np.float32, copy=False)
 
 
 def _pooled_moments(moments, X: np.ndarray, per_sample: int) -> tuple[np.ndarray, np.ndarray]:
@@ -141,7 +151,7 @@ def _pooled_moments(moments, X: np.ndarray, per_sample: int) -> tuple[np.ndarray
     count, mean, sum_sq = 0, 0.0, 0.0
     for start in range(0, len(X), PREDICT_BATCH_SIZE):
         batch = X[start : start + PREDICT_BATCH_SIZE]
-        batch_mean, batch_var = (np.float64(m) for m in moments(batch))
+        batch_mean, batch_var = (np.float64(m) for m in moments(_float32(batch)))
         n_batch = len(batch) * per_sample
         delta = batch_mean - mean
         total = count + n_batch
@@ -151,80 +161,117 @@ def _pooled_moments(moments, X: np.ndarray, per_sample: int) -> tuple[np.ndarray
     return mean, np.maximum(sum_sq / count, 0.0)
 
 
-class _Segment(NamedTuple):
-    """Batch-norm layers measured from one starting activation.
+class _Plan(NamedTuple):
+    """How one network's batch-norm layers are measured, for one choice of kept activations.
 
-    ``enter`` computes that activation from the previous segment's (None for the
-    network's input); ``moments(batch, index)`` gives the per-channel mean and variance
-    of the input of ``layers[index]``, each listed with its values per channel in one
-    sample.
+    ``segments`` lists, per segment, its layers, each with its values per channel in
+    one sample; a segment starts at the network's input or at a kept activation.
+    ``moments(index, batch)`` gives the per-channel mean and variance of the input of
+    the ``index``-th layer over all segments, and ``enter(segment, batch)`` computes
+    the kept activation that starts segment ``segment + 1`` from the start of
+    ``segment``; both take and ``enter`` returns flat float32 rows.
     """
 
-    enter: object
+    segments: list
     moments: object
-    layers: list
+    enter: object
 
 
-#: Compiled segments of each network and input shape, made on first use and kept for
-#: the model's life: re-estimation runs every epoch, and functions made anew would be
-#: traced again and again, which TensorFlow warns about.
-_SEGMENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: Per network: its batch-norm layers, the activation that could be kept after each
+#: one (or None), and the plan for each choice of kept activations. Made on first use
+#: and kept for the model's life: re-estimation runs every epoch, and functions made
+#: anew would be traced again and again, which TensorFlow warns about.
+_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _segments(network: keras.Model, X: np.ndarray) -> list[_Segment]:
-    """The network's batch-norm layers cut into segments at the cached activations.
+def _plan(network: keras.Model, X: np.ndarray) -> _Plan | None:
+    """The network's plan for X, None if it has no batch-norm layer.
 
-    Each segment's moments are one graph (the layer chosen inside it), traced once per
-    network, input dtype, shape and number of patches (which sets what fits the
-    cache). The moments are taken in TensorFlow, centred (no cancellation), rather
-    than as float64 NumPy copies of every activation, which cost more than the
+    An activation is kept if it fits ``RECALIBRATION_CACHE_BYTES`` for all of X. The
+    two graphs of a plan are traced once per network, input shape and choice of kept
+    activations. The moments are taken in TensorFlow, centred (no cancellation),
+    rather than as float64 NumPy copies of every activation, which cost more than the
     network itself.
     """
-    key = (X.dtype.str, tuple(X.shape), RECALIBRATION_CACHE_BYTES)
-    cached = _SEGMENTS.setdefault(network, {})
-    if key not in cached:
-        cached[key] = _compile_segments(network, X)
-    return cached[key]
+    entry = _PLANS.get(network)
+    if entry is None:
+        norms = [
+            item for item in network.layers if isinstance(item, keras.layers.BatchNormalization)
+        ]
+        points = [_cache_point(network, a, b) for a, b in zip(norms, norms[1:], strict=False)]
+        entry = _PLANS[network] = {"norms": norms, "points": points, "plans": {}}
+    if not entry["norms"]:
+        return None
+    kept = tuple(
+        point is not None and 4 * math.prod(point.shape[1:]) * len(X) <= RECALIBRATION_CACHE_BYTES
+        for point in entry["points"]
+    )
+    key = (tuple(X.shape[1:]), kept)
+    if key not in entry["plans"]:
+        points = [
+            point if keep else None for point, keep in zip(entry["points"], kept, strict=True)
+        ]
+        entry["plans"][key] = _compile_plan(network, X.shape[1:], entry["norms"], points)
+    return entry["plans"][key]
 
 
-def _compile_segments(network: keras.Model, X: np.ndarray) -> list[_Segment]:
+def _compile_plan(network: keras.Model, input_shape, norms: list, points: list) -> _Plan:
+    """The plan that starts a new segment at every point that is not None."""
     import tensorflow as tf
 
-    norms = [item for item in network.layers if isinstance(item, keras.layers.BatchNormalization)]
     starts, groups = [network.input], [[]]
-    for position, layer in enumerate(norms):
+    for layer, point in zip(norms, [*points, None], strict=True):
         groups[-1].append(layer)
-        point = None
-        if position + 1 < len(norms):
-            point = _cache_point(network, layer, norms[position + 1], len(X))
         if point is not None:
             starts.append(point)
             groups.append([])
-    specs = [tf.TensorSpec((None, *start.shape[1:]), start.dtype) for start in starts]
-    specs[0] = tf.TensorSpec((None, *X.shape[1:]), X.dtype)
-    segments = []
-    for i, (start, layers) in enumerate(zip(starts, groups, strict=True)):
-        probes = [keras.Model(start, layer.input) for layer in layers]
-        enter = None if i == 0 else _compiled(keras.Model(starts[i - 1], start), specs[i - 1])
-        segments.append(
-            _Segment(
-                enter=enter,
-                moments=_compiled_moments(probes, specs[i]),
-                layers=[
-                    (layer, math.prod(probe.output.shape[1:-1]))
-                    for layer, probe in zip(layers, probes, strict=True)
-                ],
-            )
-        )
-    return segments
+    shapes = [tuple(input_shape)] + [tuple(start.shape[1:]) for start in starts[1:]]
+
+    def unflatten(batch, segment):
+        return tf.reshape(batch, (-1, *shapes[segment]))
+
+    def moments_branch(probe, segment, batch):
+        def moments():
+            acts = probe(unflatten(batch, segment), training=False)
+            return tf.nn.moments(tf.reshape(acts, (-1, acts.shape[-1])), axes=[0])
+
+        return moments
+
+    def enter_branch(model, segment, batch):
+        def enter():
+            acts = model(unflatten(batch, segment), training=False)
+            return tf.reshape(acts, (tf.shape(acts)[0], -1))
+
+        return enter
+
+    probes = [
+        (keras.Model(start, layer.input), segment)
+        for segment, (start, layers) in enumerate(zip(starts, groups, strict=True))
+        for layer in layers
+    ]
+    enters = [keras.Model(a, b) for a, b in zip(starts, starts[1:], strict=False)]
+    signature = [tf.TensorSpec((), tf.int32), tf.TensorSpec((None, None), tf.float32)]
+
+    @tf.function(input_signature=signature)
+    def moments(index, batch):
+        branches = [moments_branch(probe, segment, batch) for probe, segment in probes]
+        return tf.switch_case(index, branches)
+
+    @tf.function(input_signature=signature)
+    def enter(segment, batch):
+        branches = [enter_branch(model, i, batch) for i, model in enumerate(enters)]
+        return tf.switch_case(segment, branches)
+
+    sizes = iter(math.prod(probe.output.shape[1:-1]) for probe, _ in probes)
+    segments = [[(layer, next(sizes)) for layer in layers] for layers in groups]
+    return _Plan(segments=segments, moments=moments, enter=enter if enters else None)
 
 
-def _cache_point(network, layer, next_layer, n_samples: int):
-    """The activation to cache once ``layer`` is fixed, or None to keep the last one.
+def _cache_point(network: keras.Model, layer, next_layer):
+    """The activation that could be kept once ``layer`` is fixed, or None.
 
     The smallest output of the layers from ``layer`` up to (not including)
-    ``next_layer``, if it fits the cache for ``n_samples`` and ``next_layer``'s input
-    can be computed from it alone.
+    ``next_layer``, if ``next_layer``'s input can be computed from it alone.
     """
     layers = network.layers
     between = layers[layers.index(layer) : layers.index(next_layer)]
@@ -237,38 +284,8 @@ def _cache_point(network, layer, next_layer, n_samples: int):
     if not candidates:
         return None
     point = min(reversed(candidates), key=lambda tensor: math.prod(tensor.shape[1:]))
-    size = math.prod(point.shape[1:])
-    if size * 4 * n_samples > RECALIBRATION_CACHE_BYTES:
-        return None
     try:
         keras.Model(point, next_layer.input)
     except ValueError:  # next_layer also depends on other activations (not a chain)
         return None
     return point
-
-
-def _compiled(model: keras.Model, spec):
-    import tensorflow as tf
-
-    @tf.function(input_signature=[spec])
-    def call(batch):
-        return model(batch, training=False)
-
-    return call
-
-
-def _compiled_moments(probes: list[keras.Model], spec):
-    import tensorflow as tf
-
-    def branch(probe, batch):
-        def moments():
-            acts = probe(batch, training=False)
-            return tf.nn.moments(tf.reshape(acts, (-1, acts.shape[-1])), axes=[0])
-
-        return moments
-
-    @tf.function(input_signature=[spec, tf.TensorSpec((), tf.int32)])
-    def moments(batch, index):
-        return tf.switch_case(index, [branch(probe, batch) for probe in probes])
-
-    return moments
