@@ -48,11 +48,7 @@ def predict_in_batches(model: keras.Model, X: np.ndarray, symmetric: bool = Fals
 
         signature = tf.TensorSpec((None, *X.shape[1:]), X.dtype)
         function = functions[key] = tf.function(infer, input_signature=[signature])
-    outputs = [
-        function(X[start : start + PREDICT_BATCH_SIZE]).numpy()
-        for start in range(0, len(X), PREDICT_BATCH_SIZE)
-    ]
-    return np.concatenate(outputs) if len(outputs) > 1 else outputs[0]
+    return _map_batches(function, X)
 
 
 def symmetric_views(batch) -> list:
@@ -110,7 +106,8 @@ def recalibrate_batch_norm(model: keras.Model, X: np.ndarray) -> None:
         index = 0
         for segment, layers in enumerate(plan.segments):
             if segment:
-                inputs = _map_batches(functools.partial(plan.enter, segment - 1), inputs)
+                enter = functools.partial(plan.enter, segment - 1)
+                inputs = _map_batches(lambda batch, enter=enter: enter(_float32(batch)), inputs)
             for layer, per_sample in layers:
                 mean, variance = _pooled_moments(
                     functools.partial(plan.moments, index), inputs, per_sample
@@ -130,9 +127,11 @@ def _map_batches(function, X: np.ndarray) -> np.ndarray:
 
     Written batch by batch into one array: the outputs are held once, not twice.
     """
+    if not len(X):
+        raise ValueError("no samples to run the network on: X is empty")
     out = None
     for start in range(0, len(X), PREDICT_BATCH_SIZE):
-        batch = function(_float32(X[start : start + PREDICT_BATCH_SIZE])).numpy()
+        batch = function(X[start : start + PREDICT_BATCH_SIZE]).numpy()
         if out is None:
             out = np.empty((len(X), *batch.shape[1:]), batch.dtype)
         out[start : start + len(batch)] = batch
