@@ -186,7 +186,8 @@ def _patients_scored(args, client, model, model_name, paths) -> Iterator[tuple[P
             proba = check_finite(result.idc_proba, model_name)
             parent = Path(result.folder).parent
             if args.smooth:
-                places = slide_places([parent / name for name in result.filenames])
-                proba = smoothed_by_place(proba, list(places.values()), args.smooth)
+                files = [parent / name for name in result.filenames]
+                places = slide_places(files)
+                proba = smoothed_by_place(proba, [places[path] for path in files], args.smooth)
             for name, p in zip(result.filenames, proba.tolist(), strict=True):
                 yield parent / name, p
