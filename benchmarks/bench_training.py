@@ -4,7 +4,8 @@ Compares, on the same real patches and the same machine, in one process:
 
 1. the tutorial's pipeline: the legacy ``ImageDataGenerator.flow_from_directory`` reading
    PNG folders at 48x48, Adagrad 1e-2, class weights, rotation / zoom / shift / shear /
-   flip augmentation;
+   flip augmentation, and CancerNet built from Keras' own layers as the tutorial builds
+   it (``build_cancernet(fused_batch_norm=False)``);
 2. ``IDCClassifier.fit`` with its augmentation on and its defaults otherwise (batch-norm
    re-estimation included);
 3. plain ``keras.Model.fit`` on the same in-memory uint8 arrays, without augmentation:
@@ -194,7 +195,8 @@ def tutorial_pipeline(folder, n, val_x, val_y, labels, epochs, batch_size, learn
     )
     counts = np.bincount(labels)
     class_weight = {k: counts.max() / c for k, c in enumerate(counts)}
-    model = build_cancernet((48, 48, 3), rescale=None)
+    # The tutorial's own layers: Keras' BatchNormalization, not idcclf's fused one.
+    model = build_cancernet((48, 48, 3), rescale=None, fused_batch_norm=False)
     model.compile(keras.optimizers.Adagrad(learning_rate), "categorical_crossentropy")
     model.fit(flow, epochs=epochs, class_weight=class_weight, verbose=0)
     seconds = time.perf_counter() - start

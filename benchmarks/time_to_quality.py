@@ -15,9 +15,10 @@ The pipelines:
   ``<label>/`` tree) read by the legacy ``ImageDataGenerator.flow_from_directory`` at
   48x48 with its augmentation (rotation 20, zoom 0.05, shifts 0.1, shear 0.05,
   horizontal and vertical flips, fill "nearest", rescale 1/255), CancerNet built at
-  48x48, Adagrad 1e-2 with the tutorial's ``decay=INIT_LR / NUM_EPOCHS`` (Keras 3 has
-  no ``decay`` argument; Keras 2 applied it per step as ``lr / (1 + decay * step)``,
-  which is ``InverseTimeDecay(1e-2, decay_steps=1, decay_rate=1e-2 / epochs)``), class
+  48x48 from Keras' own layers (``fused_batch_norm=False``), Adagrad 1e-2 with the
+  tutorial's ``decay=INIT_LR / NUM_EPOCHS`` (Keras 3 has no ``decay`` argument; Keras 2
+  applied it per step as ``lr / (1 + decay * step)``, which is
+  ``InverseTimeDecay(1e-2, decay_steps=1, decay_rate=1e-2 / epochs)``), class
   weights ``max(count) / count``, batch 32 and no ``steps_per_epoch`` (with Keras 3,
   ``steps_per_epoch=n // 32`` on this legacy iterator runs out of data after the first
   epoch). It is scored through its own ``predict`` on the validation patches loaded as

@@ -33,14 +33,15 @@ HAND_COUNT = (
     + (256 * 2 + 2)
 )
 
+BN = "FusedBatchNormalization"
 DEFAULT_SEQUENCE = (
     ["InputLayer", "Rescaling"]
-    + ["SeparableConv2D", "Activation", "BatchNormalization", "MaxPooling2D", "Dropout"]
-    + ["SeparableConv2D", "Activation", "BatchNormalization"] * 2
+    + ["SeparableConv2D", "Activation", BN, "MaxPooling2D", "Dropout"]
+    + ["SeparableConv2D", "Activation", BN] * 2
     + ["MaxPooling2D", "Dropout"]
-    + ["SeparableConv2D", "Activation", "BatchNormalization"] * 3
+    + ["SeparableConv2D", "Activation", BN] * 3
     + ["MaxPooling2D", "Dropout"]
-    + ["Flatten", "Dense", "Activation", "BatchNormalization", "Dropout", "Dense", "Activation"]
+    + ["Flatten", "Dense", "Activation", BN, "Dropout", "Dense", "Activation"]
 )
 
 
@@ -91,9 +92,17 @@ def test_dropout_placement_before_pool_moves_dropout():
 
 def test_no_batch_norm_removes_all_bn_layers():
     net = build_cancernet(batch_norm=False)
-    assert "BatchNormalization" not in layer_types(net)
+    assert not any("BatchNormalization" in name for name in layer_types(net))
     n_bn_units = 32 + 2 * 64 + 3 * 128 + 256
     assert _trainable(net) == HAND_COUNT - 2 * n_bn_units
+
+
+def test_keras_batch_norm_instead_of_fused():
+    net = build_cancernet(fused_batch_norm=False)
+    assert layer_types(net) == [
+        "BatchNormalization" if name == BN else name for name in DEFAULT_SEQUENCE
+    ]
+    assert _trainable(net) == HAND_COUNT
 
 
 def test_plain_conv_instead_of_separable():

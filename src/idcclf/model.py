@@ -1,4 +1,4 @@
-"""CancerNet: the small depthwise-separable CNN of the IDC tutorial, as a pure Keras builder."""
+"""CancerNet: the small depthwise-separable CNN of the IDC tutorial, as a Keras builder."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def build_cancernet(
     separable: bool = True,
     dense_units: int = 256,
     rescale: float | None = 1.0 / 255.0,
+    fused_batch_norm: bool = True,
     name: str = "cancernet",
 ) -> keras.Model:
     """Build CancerNet, uncompiled.
@@ -60,6 +61,10 @@ def build_cancernet(
     rescale : float or None, default=1/255
         Factor applied to the input inside the model, so that uint8 pixels can be fed
         as they are. ``None`` feeds the input unchanged.
+    fused_batch_norm : bool, default=True
+        Batch normalization as :class:`FusedBatchNormalization` (the same statistics,
+        computed by one TensorFlow kernel in training) or as Keras' own
+        ``BatchNormalization``, which trains CancerNet 1.5-2x slower on a CPU.
     name : str, default='cancernet'
         Name of the Keras model.
 
@@ -85,6 +90,7 @@ def build_cancernet(
         dense_units,
     )
     conv_layer = layers.SeparableConv2D if separable else layers.Conv2D
+    norm_layer = FusedBatchNormalization if fused_batch_norm else layers.BatchNormalization
 
     inputs = keras.Input(shape=input_shape, name="patch")
     x = inputs
@@ -97,7 +103,7 @@ def build_cancernet(
             x = conv_layer(n_filters, 3, padding="same", name=f"block{block}_conv{conv}")(x)
             x = layers.Activation("relu", name=f"block{block}_relu{conv}")(x)
             if batch_norm:
-                x = layers.BatchNormalization(name=f"block{block}_bn{conv}")(x)
+                x = norm_layer(name=f"block{block}_bn{conv}")(x)
         pool_size = (min(2, height), min(2, width))
         height, width = max(1, height // pool_size[0]), max(1, width // pool_size[1])
         pool = layers.MaxPooling2D(pool_size, name=f"block{block}_pool")
@@ -113,13 +119,75 @@ def build_cancernet(
     x = layers.Dense(dense_units, name="dense")(x)
     x = layers.Activation("relu", name="dense_relu")(x)
     if batch_norm:
-        x = layers.BatchNormalization(name="dense_bn")(x)
+        x = norm_layer(name="dense_bn")(x)
     if head_dropout > 0:
         x = layers.Dropout(head_dropout, name="dense_dropout")(x)
     x = layers.Dense(n_classes, name="logits")(x)
     # float32 softmax keeps probabilities exact even under a mixed-precision policy.
     outputs = layers.Activation("softmax", dtype="float32", name="softmax")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+@keras.saving.register_keras_serializable(package="idcclf")
+class FusedBatchNormalization(layers.BatchNormalization):
+    """Keras' ``BatchNormalization``, trained with TensorFlow's fused kernel.
+
+    In training, Keras 3 normalizes with separate operations (the batch's moments, then
+    the normalization), each a pass over the activations forward and more backward. On
+    the TensorFlow backend this layer does the same with one ``FusedBatchNormV3`` op and
+    its gradient op: the same normalization, gradients and moving statistics, up to
+    float32 rounding, at a fraction of the memory traffic. Its weights and
+    configuration are those of ``BatchNormalization``.
+
+    Inference, and every case the fused kernel does not cover (another backend, a
+    mask, renormalization, synchronized statistics, no ``scale`` or ``center``, an
+    axis other than the last, inputs other than 2-D or 4-D, float64), run Keras' own
+    code.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fusable(inputs, training, mask):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        flat = len(inputs.shape) == 2
+        x = ops.cast(inputs, "float32")
+        x = x[:, None, None, :] if flat else x
+        y, mean, unbiased_variance, *_ = tf.raw_ops.FusedBatchNormV3(
+            x=x,
+            scale=ops.cast(self.gamma, "float32"),
+            offset=ops.cast(self.beta, "float32"),
+            mean=ops.zeros_like(self.moving_mean),
+            variance=ops.ones_like(self.moving_variance),
+            epsilon=self.epsilon,
+            exponential_avg_factor=1.0,
+            data_format="NHWC",
+            is_training=True,
+        )
+        # The kernel returns the sample variance; Keras averages the population one.
+        count = ops.cast(ops.size(x) // ops.shape(x)[-1], "float32")
+        variance = unbiased_variance * (count - 1.0) / count
+        momentum = self.momentum
+        self.moving_mean.assign(self.moving_mean * momentum + mean * (1.0 - momentum))
+        self.moving_variance.assign(self.moving_variance * momentum + variance * (1.0 - momentum))
+        y = y[:, 0, 0, :] if flat else y
+        return ops.cast(y, self.compute_dtype)
+
+    def _fusable(self, inputs, training, mask) -> bool:
+        rank = len(inputs.shape)
+        return bool(
+            training
+            and self.trainable
+            and mask is None
+            and keras.backend.backend() == "tensorflow"
+            and rank in (2, 4)
+            and self.axis in (-1, rank - 1)
+            and self.scale
+            and self.center
+            and not self.renorm
+            and not self.synchronized
+            and keras.backend.result_type(inputs.dtype, "float32") == "float32"
+        )
 
 
 @keras.saving.register_keras_serializable(package="idcclf")
