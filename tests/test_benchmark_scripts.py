@@ -1,4 +1,4 @@
-"""benchmarks/bench_training.py and time_to_quality.py, run on the bundled sample."""
+"""The benchmark scripts, run on the bundled sample."""
 
 import json
 import subprocess
@@ -82,3 +82,18 @@ def test_time_to_quality_scores_both_pipelines_after_every_epoch(tmp_path):
     assert set(report["summary"]) == {"tutorial", "IDCClassifier"}
     assert plot.stat().st_size > 0
     assert "wall time (s, training only)" in stdout
+
+
+def test_bench_batch_norm_compares_the_fused_layer_with_keras(tmp_path):
+    out = tmp_path / "batch_norm.json"
+    stdout = run_script(
+        "bench_batch_norm.py", "--n", "64", "--rounds", "2", "--steps", "1", "--out", str(out)
+    )
+    record = json.loads(out.read_text())
+    for figures in (record["step_ms"], record["epoch_images_per_s"]):
+        assert set(figures) == {"keras", "fused", "none"}
+        assert all(len(values) == 2 and min(values) > 0 for values in figures.values())
+    # Same weights, one training step: the two layers compute the same thing.
+    assert record["agreement"]["output"] < 1e-3
+    assert record["agreement"]["moving_statistics"] < 1e-3
+    assert stdout.count("fused / keras") == 2  # one line of ratios per round
