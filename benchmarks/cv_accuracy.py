@@ -10,7 +10,7 @@ Usage::
         [--epochs 3] [--out cv_accuracy.json] [--recipe default|tutorial]
         [--set stain_jitter=0.05 --set learning_rate=0.02] [--fraction 0.25]
         [--train-patients 40] [--max-folds 2] [--augmentation fused|layers] [--seeds 3]
-        [--predictions PATH.npz]
+        [--first-seed 1] [--predictions PATH.npz]
 
 ``--data`` may be given more than once; the roots are loaded and concatenated (their
 patient ids must not collide). By default both ``../shared/data/idc`` (22 complete
@@ -41,10 +41,13 @@ data and settings do not) and scores the mean of their probabilities, a seed ens
 the first model's own figures are reported beside it (``*_first_model``), and so are
 each further model's (``*_model_2``, ...), so one run also measures the spread over
 seeds; the validation threshold is left out, since each model held out other
-validation patients. ``--predictions PATH.npz`` also saves every test patch's fold,
-patient, slide coordinates, label and IDC probability (the seed ensemble's mean,
-without test-time augmentation unless it was set; with ``--seeds N > 1`` also each
-model's own, as ``proba_per_model`` with one column per model), rewritten after every
+validation patients. Model ``i`` (from 0) of fold ``k`` has ``random_state`` ``k +
+100 * (F + i)``, with ``F`` from ``--first-seed F`` (default 0): ``--first-seed 1``
+trains alone the models that ``--seeds 2`` trains second. ``--predictions PATH.npz``
+also saves every test patch's fold, patient, slide coordinates, label and IDC
+probability (the seed ensemble's mean, without test-time augmentation unless it was
+set; with ``--seeds N > 1`` also each model's own, as ``proba_per_model`` with one
+column per model), rewritten after every
 fold, for analyses that need no retraining (``benchmarks/smoothing.py``).
 """
 
@@ -180,7 +183,8 @@ def run_fold(k, train, test, X, y, groups, args, params) -> dict:
         train = training_subset(train, groups, args.train_patients, seed=1000 + k)
     models = []
     for seed in range(args.seeds):
-        clf = IDCClassifier(**{"epochs": args.epochs, "random_state": k + 100 * seed, **params})
+        random_state = k + 100 * (args.first_seed + seed)
+        clf = IDCClassifier(**{"epochs": args.epochs, "random_state": random_state, **params})
         models.append(clf.fit(X[train], y[train], groups=groups[train]))
     first = models[0]
     probas = model_probas(models, X[test])
@@ -268,6 +272,7 @@ def parse_args(argv=None):
     parser.add_argument("--train-patients", type=int, default=None)
     parser.add_argument("--augmentation", choices=("fused", "layers"), default=None)
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--no-tta", dest="tta", action="store_false")
     parser.add_argument(
         "--predictions",
@@ -284,6 +289,8 @@ def parse_args(argv=None):
         return args
     if args.seeds < 1:
         parser.error(f"--seeds must be at least 1, got {args.seeds}")
+    if args.first_seed < 0:
+        parser.error(f"--first-seed must be at least 0, got {args.first_seed}")
     if args.train_patients is not None and args.train_patients < 2:
         parser.error(f"--train-patients must be at least 2, got {args.train_patients}")
     if not 0 < args.fraction <= 1:
@@ -291,8 +298,11 @@ def parse_args(argv=None):
     base, augmentation = RECIPES[args.recipe]
     args.params = {**base, **parse_sets(args.set, parser.error)}
     args.augmentation = args.augmentation or augmentation
-    if args.seeds > 1 and "random_state" in args.params:
-        parser.error("--set random_state would give every seed of --seeds the same model")
+    if (args.seeds > 1 or args.first_seed) and "random_state" in args.params:
+        parser.error(
+            "--set random_state would give every seed of --seeds the same model, "
+            "and override --first-seed"
+        )
     args.data = args.data or list(DEFAULT_ROOTS)
     for root in args.data:
         if not root.is_dir():
@@ -336,6 +346,7 @@ def main(argv=None) -> int:
         "train_patients": args.train_patients,
         "augmentation": args.augmentation,
         "seeds": args.seeds,
+        "first_seed": args.first_seed,
         "folds": [],
     }
     splitter = StratifiedGroupKFold(n_splits=args.folds, shuffle=True, random_state=0)

@@ -98,6 +98,15 @@ def test_folds_are_patient_disjoint_and_summarized(tmp_path, seeds):
     assert table.stdout.count("\n| 1 | ") == 1
 
 
+def test_first_seed_trains_the_models_that_a_seed_ensemble_trains_second(tmp_path):
+    tiny = [*TINY, "--no-tta", "--max-folds", "1"]
+    ensemble, _ = run_script(tmp_path, "--seeds", "2", *tiny)
+    second, _ = run_script(tmp_path, "--first-seed", "1", *tiny)
+    assert second["first_seed"] == 1
+    for key in ("balanced_accuracy", "roc_auc", "f1"):
+        assert second["folds"][0][key] == ensemble["folds"][0][f"{key}_model_2"]
+
+
 def test_two_roots_tutorial_recipe_and_training_subset(tmp_path):
     # The sample's patients split over two roots load as one data set.
     patients = sample_patients()
@@ -145,6 +154,8 @@ def test_colliding_patient_ids_are_refused(tmp_path):
     [
         (["--seeds", "0"], "--seeds must be at least 1, got 0"),
         (["--seeds", "2", "--set", "random_state=3"], "same model"),
+        (["--first-seed", "1", "--set", "random_state=3"], "override --first-seed"),
+        (["--first-seed", "-1"], "--first-seed must be at least 0, got -1"),
         (["--train-patients", "1"], "--train-patients must be at least 2"),
         (["--set", "epochs"], "--set needs NAME=VALUE"),
         (["--data", "/nonexistent/idc"], "no data at /nonexistent/idc"),

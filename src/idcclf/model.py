@@ -64,7 +64,8 @@ def build_cancernet(
     fused_batch_norm : bool, default=True
         Batch normalization as :class:`FusedBatchNormalization` (the same statistics,
         computed by one TensorFlow kernel in training) or as Keras' own
-        ``BatchNormalization``, which trains CancerNet 1.5-2x slower on a CPU.
+        ``BatchNormalization``, with which a CancerNet epoch trained about 2x slower
+        on a CPU (``benchmarks/bench_batch_norm.py``).
     name : str, default='cancernet'
         Name of the Keras model.
 
