@@ -137,7 +137,7 @@ class FusedBatchNormalization(layers.BatchNormalization):
     the normalization), each a pass over the activations forward and more backward. On
     the TensorFlow backend this layer does the same with one ``FusedBatchNormV3`` op and
     its gradient op: the same normalization, gradients and moving statistics, up to
-    float32 rounding, at a fraction of the memory traffic. Its weights and
+    float32 rounding, in fewer passes over the activations. Its weights and
     configuration are those of ``BatchNormalization``.
 
     Inference, and every case the fused kernel does not cover (another backend, a
