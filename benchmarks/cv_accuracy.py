@@ -9,8 +9,8 @@ Usage::
     python benchmarks/cv_accuracy.py [--data ../shared/data/idc --data ...] [--folds 5]
         [--epochs 3] [--out cv_accuracy.json] [--recipe default|tutorial]
         [--set stain_jitter=0.05 --set learning_rate=0.02] [--fraction 0.25]
-        [--train-patients 40] [--max-folds 2] [--augmentation fused|layers] [--seeds 3]
-        [--first-seed 1] [--predictions PATH.npz]
+        [--train-patients 40] [--max-folds 2 | --fold 5] [--augmentation fused|layers]
+        [--batch-norm fused|keras] [--seeds 3] [--first-seed 1] [--predictions PATH.npz]
 
 ``--data`` may be given more than once; the roots are loaded and concatenated (their
 patient ids must not collide). By default both ``../shared/data/idc`` (22 complete
@@ -19,7 +19,10 @@ patients) and ``../shared/data/idc-partial`` (129 partial patients) are used.
 ``--recipe default`` is ``IDCClassifier``'s defaults with ``class_weight="balanced"``.
 ``--recipe tutorial`` is the original tutorial's recipe expressed with
 ``IDCClassifier``: Adagrad 1e-2, balanced class weights, the separate Keras
-augmentation layers (``--augmentation layers``) and no batch-norm re-estimation.
+augmentation layers (``--augmentation layers``), Keras' own batch-normalization layers
+(``--batch-norm keras``) and no batch-norm re-estimation. ``--batch-norm keras`` builds
+CancerNet with ``fused_batch_norm=False`` (the same normalization, computed by Keras'
+separate operations) for any recipe, to compare the two.
 ``--set NAME=VALUE`` changes an ``IDCClassifier`` parameter on top of the recipe
 (VALUE is a Python literal). The folds depend only on the data and ``--folds``, so two
 recipes run with the same data share their folds.
@@ -28,8 +31,10 @@ recipes run with the same data share their folds.
 patients and the class balance stay as they are), for quicker, indicative comparisons.
 ``--train-patients N`` trains each fold on a seeded random N of its training patients
 (a learning curve; the subsets grow nested with N, and the test patients do not
-change). ``--max-folds K`` runs the first K folds only. ``--table RESULT.json`` prints
-a finished (or partial) result as a Markdown table and runs nothing.
+change). ``--max-folds K`` runs the first K folds only; ``--fold K`` (repeatable) runs
+fold K only, with the same training and test patients as in the full run. ``--table
+RESULT.json`` prints a finished (or partial) result as a Markdown table and runs
+nothing.
 
 Besides the figures at the default 0.5 threshold, each fold also reports balanced
 accuracy at a threshold chosen on the fold's validation patients (the estimator's
@@ -81,9 +86,9 @@ METRICS = (
     "accuracy",
 )
 TTA_METRICS = ("balanced_accuracy", "roc_auc", "f1")
-#: Parameters of each --recipe, and the augmentation it trains with.
+#: Parameters of each --recipe, the augmentation and the batch normalization it trains with.
 RECIPES = {
-    "default": ({"class_weight": "balanced"}, "fused"),
+    "default": ({"class_weight": "balanced"}, "fused", "fused"),
     "tutorial": (
         {
             "optimizer": "adagrad",
@@ -92,6 +97,7 @@ RECIPES = {
             "recalibrate_batch_norm": False,
         },
         "layers",
+        "keras",
     ),
 }
 
@@ -141,6 +147,16 @@ def use_augmentation(kind: str) -> None:
         from idcclf import estimator
 
         estimator.build_augmentation = functools.partial(estimator.build_augmentation, fused=False)
+
+
+def use_batch_norm(kind: str) -> None:
+    """Make every IDCClassifier built from now on use that batch normalization."""
+    if kind == "keras":
+        from idcclf import estimator
+
+        estimator.build_cancernet = functools.partial(
+            estimator.build_cancernet, fused_batch_norm=False
+        )
 
 
 def model_probas(models, X):
@@ -262,6 +278,7 @@ def parse_args(argv=None):
     parser.add_argument("--data", type=Path, action="append", default=None)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--max-folds", type=int, default=None)
+    parser.add_argument("--fold", type=int, action="append", default=None, metavar="K")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("cv_accuracy.json"))
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="default")
@@ -271,6 +288,7 @@ def parse_args(argv=None):
     parser.add_argument("--fraction", type=float, default=1.0)
     parser.add_argument("--train-patients", type=int, default=None)
     parser.add_argument("--augmentation", choices=("fused", "layers"), default=None)
+    parser.add_argument("--batch-norm", choices=("fused", "keras"), default=None)
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--no-tta", dest="tta", action="store_false")
@@ -295,9 +313,16 @@ def parse_args(argv=None):
         parser.error(f"--train-patients must be at least 2, got {args.train_patients}")
     if not 0 < args.fraction <= 1:
         parser.error(f"--fraction must be in (0, 1], got {args.fraction}")
-    base, augmentation = RECIPES[args.recipe]
+    if args.fold is not None:
+        if args.max_folds is not None:
+            parser.error("give --fold or --max-folds, not both")
+        for k in args.fold:
+            if not 1 <= k <= args.folds:
+                parser.error(f"--fold must be between 1 and --folds ({args.folds}), got {k}")
+    base, augmentation, batch_norm = RECIPES[args.recipe]
     args.params = {**base, **parse_sets(args.set, parser.error)}
     args.augmentation = args.augmentation or augmentation
+    args.batch_norm = args.batch_norm or batch_norm
     if (args.seeds > 1 or args.first_seed) and "random_state" in args.params:
         parser.error(
             "--set random_state would give every seed of --seeds the same model, "
@@ -320,6 +345,7 @@ def main(argv=None) -> int:
     from idcclf._io import atomic_write_text
 
     use_augmentation(args.augmentation)
+    use_batch_norm(args.batch_norm)
     try:
         X, y, groups, coords = load_roots(args.data, with_coords=True)
     except ValueError as exc:
@@ -331,7 +357,8 @@ def main(argv=None) -> int:
     print(
         f"{len(y)} patches, {len(np.unique(groups))} patients, {y.mean():.1%} IDC; "
         f"{args.folds} folds by patient, {args.epochs} epochs, {os.cpu_count()} CPUs; "
-        f"recipe {args.recipe}, parameters {args.params}, {args.augmentation} augmentation",
+        f"recipe {args.recipe}, parameters {args.params}, {args.augmentation} augmentation, "
+        f"{args.batch_norm} batch normalization",
         flush=True,
     )
     record = {
@@ -345,6 +372,7 @@ def main(argv=None) -> int:
         "fraction": args.fraction,
         "train_patients": args.train_patients,
         "augmentation": args.augmentation,
+        "batch_norm": args.batch_norm,
         "seeds": args.seeds,
         "first_seed": args.first_seed,
         "folds": [],
@@ -354,6 +382,8 @@ def main(argv=None) -> int:
     for k, (train, test) in enumerate(splitter.split(X, y, groups), start=1):
         if args.max_folds is not None and k > args.max_folds:
             break
+        if args.fold is not None and k not in args.fold:
+            continue
         report, probas = run_fold(k, train, test, X, y, groups, args, args.params)
         record["folds"].append(report)
         record["summary"] = summarize(record["folds"])

@@ -1,5 +1,6 @@
 """benchmarks/cv_accuracy.py, run on the bundled sample with a tiny budget."""
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -127,12 +128,52 @@ def test_two_roots_tutorial_recipe_and_training_subset(tmp_path):
     )
     assert result["n_patients"] == len(patients)
     assert result["augmentation"] == "layers"
+    assert result["batch_norm"] == "keras"
     assert result["params"]["recalibrate_batch_norm"] is False
     assert result["params"]["optimizer"] == "adagrad"
     (fold,) = result["folds"]
     assert fold["n_train_patients"] == 3
     assert fold["n_train_patches"] < result["n_patches"] - fold["n_samples"]
     assert "roc_auc_with_tta" not in fold
+
+
+def test_one_fold_alone_has_the_patients_of_the_full_run(tmp_path):
+    tiny = [*TINY, "--no-tta"]
+    full, _ = run_script(tmp_path, "--max-folds", "2", *tiny)
+    alone, stdout = run_script(tmp_path, "--fold", "2", "--batch-norm", "keras", *tiny)
+    assert alone["batch_norm"] == "keras" and full["batch_norm"] == "fused"
+    assert "keras batch normalization" in stdout
+    (fold,) = alone["folds"]
+    assert fold["fold"] == 2
+    assert fold["test_patients"] == full["folds"][1]["test_patients"]
+    assert fold["n_train_patches"] == full["folds"][1]["n_train_patches"]
+
+
+def test_keras_batch_norm_builds_keras_own_layers(monkeypatch):
+    import keras
+    from _tiny import TINY_FIT
+
+    from idcclf import estimator
+    from idcclf.model import FusedBatchNormalization
+
+    spec = importlib.util.spec_from_file_location("cv_accuracy", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    # Restored after the test: use_batch_norm replaces the estimator's builder.
+    monkeypatch.setattr(estimator, "build_cancernet", estimator.build_cancernet)
+
+    def norm_layers(clf):
+        network = clf.model_.get_layer("cancernet")
+        return [type(layer) for layer in network.layers if "bn" in layer.name]
+
+    rng = np.random.default_rng(0)
+    X, y = rng.integers(0, 256, (16, 50, 50, 3), dtype=np.uint8), np.arange(16) % 2
+    script.use_batch_norm("fused")
+    fused = norm_layers(estimator.IDCClassifier(**TINY_FIT).fit(X, y))
+    script.use_batch_norm("keras")
+    plain = norm_layers(estimator.IDCClassifier(**TINY_FIT).fit(X, y))
+    assert fused and set(fused) == {FusedBatchNormalization}
+    assert len(plain) == len(fused) and set(plain) == {keras.layers.BatchNormalization}
 
 
 def test_colliding_patient_ids_are_refused(tmp_path):
@@ -156,6 +197,8 @@ def test_colliding_patient_ids_are_refused(tmp_path):
         (["--seeds", "2", "--set", "random_state=3"], "same model"),
         (["--first-seed", "1", "--set", "random_state=3"], "override --first-seed"),
         (["--first-seed", "-1"], "--first-seed must be at least 0, got -1"),
+        (["--fold", "6"], "--fold must be between 1 and --folds (5), got 6"),
+        (["--fold", "1", "--max-folds", "1"], "give --fold or --max-folds, not both"),
         (["--train-patients", "1"], "--train-patients must be at least 2"),
         (["--set", "epochs"], "--set needs NAME=VALUE"),
         (["--data", "/nonexistent/idc"], "no data at /nonexistent/idc"),
