@@ -11,6 +11,7 @@ Usage::
         [--set stain_jitter=0.05 --set learning_rate=0.02] [--fraction 0.25]
         [--train-patients 40] [--max-folds 2 | --fold 5] [--augmentation fused|layers]
         [--batch-norm fused|keras] [--seeds 3] [--first-seed 1] [--predictions PATH.npz]
+        [--standardize-patients]
 
 ``--data`` may be given more than once; the roots are loaded and concatenated (their
 patient ids must not collide). By default both ``../shared/data/idc`` (22 complete
@@ -26,6 +27,10 @@ separate operations) for any recipe, to compare the two.
 ``--set NAME=VALUE`` changes an ``IDCClassifier`` parameter on top of the recipe
 (VALUE is a Python literal). The folds depend only on the data and ``--folds``, so two
 recipes run with the same data share their folds.
+
+``--standardize-patients`` maps each patient's colours to one reference
+(``idcclf.standardize_patients``, per RGB channel, measured over all of the patient's
+patches, before ``--fraction`` thins them), in training and test patients alike.
 
 ``--fraction`` keeps that random share of each patient's patches of each class (so the
 patients and the class balance stay as they are), for quicker, indicative comparisons.
@@ -102,16 +107,20 @@ RECIPES = {
 }
 
 
-def load_roots(roots, with_coords: bool = False):
+def load_roots(roots, with_coords: bool = False, standardize: bool = False):
     """``(X, y, groups)`` of every patient under ``roots``, read by ``load_idc``.
 
     With ``with_coords``, the patches' slide coordinates follow as a fourth item. A
     patient id found under two roots is refused by ``load_idc`` (``ValueError``).
+    With ``standardize``, each patient's colours are standardized
+    (``standardize_patients``) over all of its patches, before any subsampling.
     """
-    from idcclf import load_idc
+    from idcclf import load_idc, standardize_patients
 
     bunch = load_idc(list(roots) if len(roots) > 1 else roots[0])
-    data = bunch.data, bunch.target, np.asarray(bunch.groups).astype(str)
+    groups = np.asarray(bunch.groups).astype(str)
+    X = standardize_patients(bunch.data, groups) if standardize else bunch.data
+    data = X, bunch.target, groups
     return (*data, np.asarray(bunch.coords)) if with_coords else data
 
 
@@ -293,6 +302,11 @@ def parse_args(argv=None):
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--no-tta", dest="tta", action="store_false")
     parser.add_argument(
+        "--standardize-patients",
+        action="store_true",
+        help="standardize each patient's colours (standardize_patients) before training",
+    )
+    parser.add_argument(
         "--predictions",
         type=Path,
         default=None,
@@ -347,7 +361,9 @@ def main(argv=None) -> int:
     use_augmentation(args.augmentation)
     use_batch_norm(args.batch_norm)
     try:
-        X, y, groups, coords = load_roots(args.data, with_coords=True)
+        X, y, groups, coords = load_roots(
+            args.data, with_coords=True, standardize=args.standardize_patients
+        )
     except ValueError as exc:
         print(f"cv_accuracy: {exc}", file=sys.stderr)
         return 2
@@ -358,7 +374,8 @@ def main(argv=None) -> int:
         f"{len(y)} patches, {len(np.unique(groups))} patients, {y.mean():.1%} IDC; "
         f"{args.folds} folds by patient, {args.epochs} epochs, {os.cpu_count()} CPUs; "
         f"recipe {args.recipe}, parameters {args.params}, {args.augmentation} augmentation, "
-        f"{args.batch_norm} batch normalization",
+        f"{args.batch_norm} batch normalization"
+        + (", colours standardized per patient" if args.standardize_patients else ""),
         flush=True,
     )
     record = {
@@ -373,6 +390,7 @@ def main(argv=None) -> int:
         "train_patients": args.train_patients,
         "augmentation": args.augmentation,
         "batch_norm": args.batch_norm,
+        "standardize_patients": args.standardize_patients,
         "seeds": args.seeds,
         "first_seed": args.first_seed,
         "folds": [],

@@ -11,6 +11,7 @@ Usage::
     python benchmarks/select_recipe.py [--data ROOT ...] [--fraction 0.3] [--epochs 3]
         [--lever baseline --lever adam ...]
         [--recipe 'wide: filters=(48, 96, 192)' ...] [--seed 0] [--out select.json]
+        [--standardize-patients]
 
 ``--lever NAME`` runs one of the named recipes in ``LEVERS``; ``--recipe 'NAME:
 k=v, k=v'`` runs ``IDCClassifier`` parameters given as Python keyword arguments. Every
@@ -20,6 +21,9 @@ after every run): validation balanced accuracy, sensitivity, specificity, ROC AU
 PR AUC and F1 at 0.5; balanced accuracy at a threshold chosen on the estimator's own
 internal validation split (training patients, never the screening group); balanced
 accuracy and ROC AUC with test-time augmentation; and the fit wall time.
+``--standardize-patients`` standardizes every patient's colours
+(``idcclf.standardize_patients``, over all of its patches, before ``--fraction``) for
+all the recipes of the run; its rows are marked ``standardize_patients``.
 ``--table`` prints the runs of ``--out`` as a Markdown table, with each run's change
 against the baseline of the same seed.
 """
@@ -98,6 +102,7 @@ def run_recipe(name, params, X, y, groups, val_mask, args) -> dict:
         "params": {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
         "seed": args.seed,
         "fraction": args.fraction,
+        "standardize_patients": args.standardize_patients,
         "n_train_patches": int(len(train)),
         "fit_seconds": fit_seconds,
         "seconds": time.perf_counter() - start,
@@ -152,6 +157,11 @@ def parse_args(argv=None):
     parser.add_argument("--lever", action="append", default=[], choices=sorted(LEVERS))
     parser.add_argument("--recipe", action="append", default=[], metavar="'NAME: k=v, ...'")
     parser.add_argument("--augmentation", choices=("fused", "layers"), default="fused")
+    parser.add_argument(
+        "--standardize-patients",
+        action="store_true",
+        help="standardize each patient's colours (standardize_patients) before training",
+    )
     parser.add_argument("--out", type=Path, default=Path("select_recipe.json"))
     parser.add_argument("--table", action="store_true", help="print --out as a table, run nothing")
     args = parser.parse_args(argv)
@@ -181,7 +191,7 @@ def main(argv=None) -> int:
         return 0
     use_augmentation(args.augmentation)
     try:
-        X, y, groups = load_roots(args.data)
+        X, y, groups = load_roots(args.data, standardize=args.standardize_patients)
     except ValueError as exc:
         print(f"select_recipe: {exc}", file=sys.stderr)
         return 2

@@ -25,6 +25,7 @@ _EXPORTS = {
     "specificity": "metrics",
     "quiet_tensorflow": "_tensorflow",
     "predict_patients": "distributed",
+    "standardize_patients": "standardize",
 }
 
 __all__ = sorted(_EXPORTS)
