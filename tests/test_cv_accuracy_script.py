@@ -140,13 +140,31 @@ def test_two_roots_tutorial_recipe_and_training_subset(tmp_path):
 def test_one_fold_alone_has_the_patients_of_the_full_run(tmp_path):
     tiny = [*TINY, "--no-tta"]
     full, _ = run_script(tmp_path, "--max-folds", "2", *tiny)
-    alone, stdout = run_script(tmp_path, "--fold", "2", "--batch-norm", "keras", *tiny)
+    alone, stdout = run_script(
+        tmp_path, "--fold", "2", "--batch-norm", "keras", "--standardize-patients", *tiny
+    )
     assert alone["batch_norm"] == "keras" and full["batch_norm"] == "fused"
     assert "keras batch normalization" in stdout
+    # Standardized colours leave the folds as they are.
+    assert alone["standardize_patients"] and not full["standardize_patients"]
+    assert "colours standardized per patient" in stdout
     (fold,) = alone["folds"]
     assert fold["fold"] == 2
     assert fold["test_patients"] == full["folds"][1]["test_patients"]
     assert fold["n_train_patches"] == full["folds"][1]["n_train_patches"]
+
+
+def test_standardized_loading_is_per_patient_over_all_patches():
+    from idcclf import load_idc, standardize_patients
+
+    spec = importlib.util.spec_from_file_location("cv_accuracy", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    X, y, groups = script.load_roots([sample_path()], standardize=True)
+    raw = load_idc(sample_path())
+    np.testing.assert_array_equal(y, raw.target)
+    np.testing.assert_array_equal(X, standardize_patients(raw.data, raw.groups))
+    assert not np.array_equal(X, raw.data)
 
 
 def test_keras_batch_norm_builds_keras_own_layers(monkeypatch):

@@ -45,10 +45,11 @@ def test_recipes_share_fixed_validation_patients(tmp_path):
         assert run["fit_seconds"] > 0
     assert " ".join(held) in done.stdout
     # A second invocation appends to the same file with the same validation patients.
-    done = run_script(*args, "--recipe", f"again: {tiny}", "--seed", "1")
+    done = run_script(*args, "--recipe", f"again: {tiny}", "--seed", "1", "--standardize-patients")
     assert done.returncode == 0, done.stderr[-2000:]
     runs = json.loads(out.read_text())
     assert len(runs) == 3 and runs[2]["seed"] == 1 and runs[2]["validation_patients"] == held
+    assert runs[2]["standardize_patients"] and not runs[0]["standardize_patients"]
     done = run_script("--out", str(out), "--table")
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"| tiny_adam | 0 | {runs[1]['balanced_accuracy']:.3f} | – |" in done.stdout
