@@ -58,6 +58,16 @@ def test_float_input_in_0_255_and_a_custom_reference():
     np.testing.assert_allclose(std, 10, rtol=1e-4)
 
 
+def test_uint8_lookup_tables_match_the_direct_computation():
+    bunch = load_sample()
+    X, groups = bunch.data[:600], np.asarray(bunch.groups)[:600]
+    fast = standardize_patients(X, groups)
+    # int32 pixels take the direct float64 path.
+    direct = standardize_patients(X.astype(np.int32), groups)
+    assert direct.dtype == np.int32
+    np.testing.assert_array_equal(fast, direct)
+
+
 def test_a_uniform_patient_is_shifted_not_blown_up():
     X = np.full((2, 50, 50, 3), 90, dtype=np.uint8)
     Z = standardize_patients(X, ["blank", "blank"])

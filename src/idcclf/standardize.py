@@ -94,13 +94,42 @@ def standardize_patients(
             "X looks scaled to [0, 1] (its maximum is at most 1); pass pixels in 0-255"
         )
     out = np.empty_like(X)
-    integer = np.issubdtype(X.dtype, np.integer)
     for patient in np.unique(groups):
         rows = np.flatnonzero(groups == patient)
-        # float64: float32 sums over millions of pixels lose whole units.
-        pixels = X[rows].reshape(-1, 3).astype(np.float64)
-        scale = std / np.maximum(pixels.std(axis=0), MIN_STD)
-        shifted = (pixels - pixels.mean(axis=0)) * scale + mean
-        shifted = np.clip(np.rint(shifted) if integer else shifted, 0, 255)
-        out[rows] = shifted.reshape(X[rows].shape).astype(X.dtype)
+        patches = X[rows]
+        if patches.dtype == np.uint8:
+            out[rows] = _standardized_uint8(patches, mean, std)
+        else:
+            out[rows] = _standardized_any(patches, mean, std)
     return out
+
+
+def _standardized_uint8(patches: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """uint8 patches of one patient, standardized through one lookup table per channel.
+
+    Exact: the statistics come from each channel's histogram (integer counts) in
+    float64, and the table holds the rounded, clipped affine map of all 256 values.
+    """
+    out = np.empty_like(patches)
+    values = np.arange(256, dtype=np.float64)
+    for channel in range(3):
+        pixels = patches[..., channel]
+        counts = np.bincount(pixels.ravel(), minlength=256).astype(np.float64)
+        n = counts.sum()
+        channel_mean = counts @ values / n
+        channel_std = np.sqrt(counts @ (values - channel_mean) ** 2 / n)
+        scale = std[channel] / max(channel_std, MIN_STD)
+        table = np.clip(np.rint((values - channel_mean) * scale + mean[channel]), 0, 255)
+        out[..., channel] = table.astype(np.uint8)[pixels]
+    return out
+
+
+def _standardized_any(patches: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Patches of one patient of any other dtype, standardized in float64."""
+    # float64: float32 sums over millions of pixels lose whole units.
+    pixels = patches.reshape(-1, 3).astype(np.float64)
+    scale = std / np.maximum(pixels.std(axis=0), MIN_STD)
+    shifted = (pixels - pixels.mean(axis=0)) * scale + mean
+    if np.issubdtype(patches.dtype, np.integer):
+        shifted = np.rint(shifted)
+    return np.clip(shifted, 0, 255).reshape(patches.shape).astype(patches.dtype)
