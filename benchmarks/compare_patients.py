@@ -1,0 +1,140 @@
+"""Compare two cross-validations patient by patient, from their saved predictions.
+
+Pooled over a fold, balanced accuracy weighs every patch alike, so one patient with
+many IDC patches can decide a fold's sensitivity. This script lines up the test patches
+of two ``cv_accuracy.py --predictions`` files (the same folds and patches, e.g. two
+recipes) and prints, per patient: its patches, its IDC share, its share of the fold's
+IDC patches, and each run's sensitivity and specificity at the threshold; then the
+mean change per patient, over all patients and by IDC share.
+
+Usage::
+
+    python benchmarks/compare_patients.py A.npz B.npz [--fold 5] [--threshold 0.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+#: IDC-share bins of the summary: [low, high).
+SHARE_BINS = ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 1.01))
+
+
+def load_aligned(path_a: Path, path_b: Path) -> dict:
+    """Both files' probabilities on the same patches, in ``path_a``'s order."""
+    a, b = np.load(path_a), np.load(path_b)
+
+    def keys(run):
+        return [
+            f"{patient}|{x}|{y}|{label}"
+            for patient, (x, y), label in zip(
+                run["patient"], run["coords"], run["label"], strict=True
+            )
+        ]
+
+    keys_a, keys_b = keys(a), keys(b)
+    if len(set(keys_a)) != len(keys_a) or sorted(keys_a) != sorted(keys_b):
+        raise ValueError(f"{path_a} and {path_b} do not hold the same test patches")
+    position = {key: i for i, key in enumerate(keys_b)}
+    order = np.array([position[key] for key in keys_a])
+    if not np.array_equal(a["fold"], b["fold"][order]):
+        raise ValueError(f"{path_a} and {path_b} put the patches in other folds")
+    return {
+        "fold": a["fold"],
+        "patient": a["patient"].astype(str),
+        "label": a["label"],
+        "proba_a": a["proba"],
+        "proba_b": b["proba"][order],
+    }
+
+
+def rates(proba: np.ndarray, label: np.ndarray, threshold: float) -> tuple[float, float]:
+    """Sensitivity and specificity (NaN where a class is absent)."""
+    predicted = proba >= threshold
+    positive = label == 1
+    sens = predicted[positive].mean() if positive.any() else np.nan
+    spec = (~predicted[~positive]).mean() if (~positive).any() else np.nan
+    return float(sens), float(spec)
+
+
+def patient_rows(data: dict, threshold: float, fold: int | None) -> list[dict]:
+    rows = []
+    keep = np.ones(len(data["label"]), bool) if fold is None else data["fold"] == fold
+    for patient in np.unique(data["patient"][keep]):
+        mine = keep & (data["patient"] == patient)
+        label = data["label"][mine]
+        in_fold = data["fold"] == data["fold"][mine][0]
+        sens_a, spec_a = rates(data["proba_a"][mine], label, threshold)
+        sens_b, spec_b = rates(data["proba_b"][mine], label, threshold)
+        rows.append(
+            {
+                "patient": patient,
+                "fold": int(data["fold"][mine][0]),
+                "patches": int(mine.sum()),
+                "idc_share": float(label.mean()),
+                "share_of_fold_idc": float(label.sum() / max(data["label"][in_fold].sum(), 1)),
+                "sens": (sens_a, sens_b),
+                "spec": (spec_a, spec_b),
+            }
+        )
+    return sorted(rows, key=lambda row: (row["fold"], -row["idc_share"]))
+
+
+def table(rows: list[dict], names: tuple[str, str]) -> str:
+    a, b = names
+    lines = [
+        f"| patient | fold | patches | IDC share | share of the fold's IDC | sensitivity {a} "
+        f"| sensitivity {b} | specificity {a} | specificity {b} |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        cells = [f"{value:.2f}" for value in (*row["sens"], *row["spec"])]
+        lines.append(
+            f"| {row['patient']} | {row['fold']} | {row['patches']:,} | {row['idc_share']:.2f} "
+            f"| {row['share_of_fold_idc']:.2f} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines)
+
+
+def summary(rows: list[dict]) -> str:
+    lines = []
+    for label, low, high in [("all", 0.0, 1.01)] + [
+        (f"IDC share {lo}-{hi:.1f}", lo, hi) for lo, hi in SHARE_BINS
+    ]:
+        chosen = [row for row in rows if low <= row["idc_share"] < high]
+        sens = [row["sens"][1] - row["sens"][0] for row in chosen if not np.isnan(row["sens"][0])]
+        spec = [row["spec"][1] - row["spec"][0] for row in chosen if not np.isnan(row["spec"][0])]
+        if chosen:
+            lines.append(
+                f"{label}: {len(chosen)} patients, mean change per patient: sensitivity "
+                f"{np.mean(sens):+.3f} ({len(sens)} with IDC), specificity {np.mean(spec):+.3f}"
+                f" ({len(spec)} with non-IDC)"
+            )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("a", type=Path, help="predictions of the first run (.npz)")
+    parser.add_argument("b", type=Path, help="predictions of the second run (.npz)")
+    parser.add_argument("--fold", type=int, default=None, help="show one fold's patients only")
+    parser.add_argument("--threshold", type=float, default=0.5)
+    args = parser.parse_args(argv)
+    try:
+        data = load_aligned(args.a, args.b)
+    except (OSError, KeyError, ValueError) as exc:
+        print(f"compare_patients: {exc}", file=sys.stderr)
+        return 2
+    rows = patient_rows(data, args.threshold, args.fold)
+    print(table(rows, ("A", "B")))
+    print(f"\nA = {args.a}, B = {args.b}, threshold {args.threshold}")
+    print(summary(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
