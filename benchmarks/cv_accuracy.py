@@ -11,7 +11,7 @@ Usage::
         [--set stain_jitter=0.05 --set learning_rate=0.02] [--fraction 0.25]
         [--train-patients 40] [--max-folds 2 | --fold 5] [--augmentation fused|layers]
         [--batch-norm fused|keras] [--seeds 3] [--first-seed 1] [--predictions PATH.npz]
-        [--standardize-patients]
+        [--standardize-patients [--means-only]]
 
 ``--data`` may be given more than once; the roots are loaded and concatenated (their
 patient ids must not collide). By default both ``../shared/data/idc`` (22 complete
@@ -30,7 +30,8 @@ recipes run with the same data share their folds.
 
 ``--standardize-patients`` maps each patient's colours to one reference
 (``idcclf.standardize_patients``, per RGB channel, measured over all of the patient's
-patches, before ``--fraction`` thins them), in training and test patients alike.
+patches, before ``--fraction`` thins them), in training and test patients alike;
+``--means-only`` matches each patient's mean colour only (``std=None``).
 
 ``--fraction`` keeps that random share of each patient's patches of each class (so the
 patients and the class balance stay as they are), for quicker, indicative comparisons.
@@ -107,19 +108,27 @@ RECIPES = {
 }
 
 
-def load_roots(roots, with_coords: bool = False, standardize: bool = False):
+def load_roots(
+    roots, with_coords: bool = False, standardize: bool = False, means_only: bool = False
+):
     """``(X, y, groups)`` of every patient under ``roots``, read by ``load_idc``.
 
     With ``with_coords``, the patches' slide coordinates follow as a fourth item. A
     patient id found under two roots is refused by ``load_idc`` (``ValueError``).
     With ``standardize``, each patient's colours are standardized
-    (``standardize_patients``) over all of its patches, before any subsampling.
+    (``standardize_patients``) over all of its patches, before any subsampling; with
+    ``means_only`` too, only their means (``std=None``).
     """
     from idcclf import load_idc, standardize_patients
+    from idcclf.standardize import REFERENCE_STD
 
     bunch = load_idc(list(roots) if len(roots) > 1 else roots[0])
     groups = np.asarray(bunch.groups).astype(str)
-    X = standardize_patients(bunch.data, groups) if standardize else bunch.data
+    if standardize:
+        std = None if means_only else REFERENCE_STD
+        X = standardize_patients(bunch.data, groups, std=std)
+    else:
+        X = bunch.data
     data = X, bunch.target, groups
     return (*data, np.asarray(bunch.coords)) if with_coords else data
 
@@ -307,6 +316,11 @@ def parse_args(argv=None):
         help="standardize each patient's colours (standardize_patients) before training",
     )
     parser.add_argument(
+        "--means-only",
+        action="store_true",
+        help="with --standardize-patients: match each patient's mean colour only (std=None)",
+    )
+    parser.add_argument(
         "--predictions",
         type=Path,
         default=None,
@@ -327,6 +341,8 @@ def parse_args(argv=None):
         parser.error(f"--train-patients must be at least 2, got {args.train_patients}")
     if not 0 < args.fraction <= 1:
         parser.error(f"--fraction must be in (0, 1], got {args.fraction}")
+    if args.means_only and not args.standardize_patients:
+        parser.error("--means-only qualifies --standardize-patients: give both")
     if args.fold is not None:
         if args.max_folds is not None:
             parser.error("give --fold or --max-folds, not both")
@@ -362,7 +378,10 @@ def main(argv=None) -> int:
     use_batch_norm(args.batch_norm)
     try:
         X, y, groups, coords = load_roots(
-            args.data, with_coords=True, standardize=args.standardize_patients
+            args.data,
+            with_coords=True,
+            standardize=args.standardize_patients,
+            means_only=args.means_only,
         )
     except ValueError as exc:
         print(f"cv_accuracy: {exc}", file=sys.stderr)
@@ -375,7 +394,8 @@ def main(argv=None) -> int:
         f"{args.folds} folds by patient, {args.epochs} epochs, {os.cpu_count()} CPUs; "
         f"recipe {args.recipe}, parameters {args.params}, {args.augmentation} augmentation, "
         f"{args.batch_norm} batch normalization"
-        + (", colours standardized per patient" if args.standardize_patients else ""),
+        + (", colours standardized per patient" if args.standardize_patients else "")
+        + (" (means only)" if args.means_only else ""),
         flush=True,
     )
     record = {
@@ -391,6 +411,7 @@ def main(argv=None) -> int:
         "augmentation": args.augmentation,
         "batch_norm": args.batch_norm,
         "standardize_patients": args.standardize_patients,
+        "means_only": args.means_only,
         "seeds": args.seeds,
         "first_seed": args.first_seed,
         "folds": [],

@@ -11,7 +11,7 @@ Usage::
     python benchmarks/select_recipe.py [--data ROOT ...] [--fraction 0.3] [--epochs 3]
         [--lever baseline --lever adam ...]
         [--recipe 'wide: filters=(48, 96, 192)' ...] [--seed 0] [--out select.json]
-        [--standardize-patients]
+        [--standardize-patients [--means-only]]
 
 ``--lever NAME`` runs one of the named recipes in ``LEVERS``; ``--recipe 'NAME:
 k=v, k=v'`` runs ``IDCClassifier`` parameters given as Python keyword arguments. Every
@@ -23,7 +23,8 @@ internal validation split (training patients, never the screening group); balanc
 accuracy and ROC AUC with test-time augmentation; and the fit wall time.
 ``--standardize-patients`` standardizes every patient's colours
 (``idcclf.standardize_patients``, over all of its patches, before ``--fraction``) for
-all the recipes of the run; its rows are marked ``standardize_patients``.
+all the recipes of the run (``--means-only``: their mean colours only); its rows are
+marked ``standardize_patients`` (and ``means_only``).
 ``--table`` prints the runs of ``--out`` as a Markdown table, with each run's change
 against the baseline of the same seed.
 """
@@ -103,6 +104,7 @@ def run_recipe(name, params, X, y, groups, val_mask, args) -> dict:
         "seed": args.seed,
         "fraction": args.fraction,
         "standardize_patients": args.standardize_patients,
+        "means_only": args.means_only,
         "n_train_patches": int(len(train)),
         "fit_seconds": fit_seconds,
         "seconds": time.perf_counter() - start,
@@ -162,6 +164,11 @@ def parse_args(argv=None):
         action="store_true",
         help="standardize each patient's colours (standardize_patients) before training",
     )
+    parser.add_argument(
+        "--means-only",
+        action="store_true",
+        help="with --standardize-patients: match each patient's mean colour only (std=None)",
+    )
     parser.add_argument("--out", type=Path, default=Path("select_recipe.json"))
     parser.add_argument("--table", action="store_true", help="print --out as a table, run nothing")
     args = parser.parse_args(argv)
@@ -169,6 +176,8 @@ def parse_args(argv=None):
         return args
     if not 0 < args.fraction <= 1:
         parser.error(f"--fraction must be in (0, 1], got {args.fraction}")
+    if args.means_only and not args.standardize_patients:
+        parser.error("--means-only qualifies --standardize-patients: give both")
     args.runs = [(name, LEVERS[name]) for name in args.lever]
     for text in args.recipe:
         try:
@@ -191,7 +200,9 @@ def main(argv=None) -> int:
         return 0
     use_augmentation(args.augmentation)
     try:
-        X, y, groups = load_roots(args.data, standardize=args.standardize_patients)
+        X, y, groups = load_roots(
+            args.data, standardize=args.standardize_patients, means_only=args.means_only
+        )
     except ValueError as exc:
         print(f"select_recipe: {exc}", file=sys.stderr)
         return 2

@@ -43,6 +43,7 @@ def standardize_patients(
     For every patient ``p`` and channel ``c``, with ``m`` and ``s`` the mean and
     standard deviation of channel ``c`` over all pixels of ``p``'s patches in ``X``:
     ``x' = (x - m) / max(s, 1) * std[c] + mean[c]``, rounded and clipped to 0-255.
+    With ``std=None`` the means alone are matched: ``x' = x - m + mean[c]``.
 
     Parameters
     ----------
@@ -53,7 +54,10 @@ def standardize_patients(
         Patient of each patch. Standardization is per patient, so pass all of a
         patient's patches (or a representative share) in one call.
     mean, std : sequences of 3 floats, default=REFERENCE_MEAN, REFERENCE_STD
-        The colour statistics every patient is mapped to.
+        The colour statistics every patient is mapped to. ``std=None`` keeps each
+        patient's contrast and shifts its mean colour only: a patient's spread of
+        colours depends on its tissue (mostly tumour is more uniform than tumour
+        mixed with stroma and fat) as well as on its stain.
 
     Returns
     -------
@@ -86,9 +90,9 @@ def standardize_patients(
             f"{groups.shape}"
         )
     mean = np.asarray(mean, dtype=np.float64)
-    std = np.asarray(std, dtype=np.float64)
-    if mean.shape != (3,) or std.shape != (3,) or not np.all(std > 0):
-        raise ValueError(f"mean and std must be 3 values, std positive; got {mean}, {std}")
+    std = None if std is None else np.asarray(std, dtype=np.float64)
+    if mean.shape != (3,) or (std is not None and (std.shape != (3,) or not np.all(std > 0))):
+        raise ValueError(f"mean and std must be 3 values, std positive or None; got {mean}, {std}")
     if len(X) and np.issubdtype(X.dtype, np.floating) and X.max() <= 1.0:
         raise ValueError(
             "X looks scaled to [0, 1] (its maximum is at most 1); pass pixels in 0-255"
@@ -104,7 +108,9 @@ def standardize_patients(
     return out
 
 
-def _standardized_uint8(patches: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+def _standardized_uint8(
+    patches: np.ndarray, mean: np.ndarray, std: np.ndarray | None
+) -> np.ndarray:
     """uint8 patches of one patient, standardized through one lookup table per channel.
 
     Exact: the statistics come from each channel's histogram (integer counts) in
@@ -118,17 +124,17 @@ def _standardized_uint8(patches: np.ndarray, mean: np.ndarray, std: np.ndarray) 
         n = counts.sum()
         channel_mean = counts @ values / n
         channel_std = np.sqrt(counts @ (values - channel_mean) ** 2 / n)
-        scale = std[channel] / max(channel_std, MIN_STD)
+        scale = 1.0 if std is None else std[channel] / max(channel_std, MIN_STD)
         table = np.clip(np.rint((values - channel_mean) * scale + mean[channel]), 0, 255)
         out[..., channel] = table.astype(np.uint8)[pixels]
     return out
 
 
-def _standardized_any(patches: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+def _standardized_any(patches: np.ndarray, mean: np.ndarray, std: np.ndarray | None) -> np.ndarray:
     """Patches of one patient of any other dtype, standardized in float64."""
     # float64: float32 sums over millions of pixels lose whole units.
     pixels = patches.reshape(-1, 3).astype(np.float64)
-    scale = std / np.maximum(pixels.std(axis=0), MIN_STD)
+    scale = 1.0 if std is None else std / np.maximum(pixels.std(axis=0), MIN_STD)
     shifted = (pixels - pixels.mean(axis=0)) * scale + mean
     if np.issubdtype(patches.dtype, np.integer):
         shifted = np.rint(shifted)
