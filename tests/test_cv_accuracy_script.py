@@ -165,6 +165,9 @@ def test_standardized_loading_is_per_patient_over_all_patches():
     np.testing.assert_array_equal(y, raw.target)
     np.testing.assert_array_equal(X, standardize_patients(raw.data, raw.groups))
     assert not np.array_equal(X, raw.data)
+    means, _, _ = script.load_roots([sample_path()], standardize=True, means_only=True)
+    np.testing.assert_array_equal(means, standardize_patients(raw.data, raw.groups, std=None))
+    assert not np.array_equal(means, X)
 
 
 def test_keras_batch_norm_builds_keras_own_layers(monkeypatch):
@@ -218,6 +221,7 @@ def test_colliding_patient_ids_are_refused(tmp_path):
         (["--fold", "6"], "--fold must be between 1 and --folds (5), got 6"),
         (["--fold", "1", "--max-folds", "1"], "give --fold or --max-folds, not both"),
         (["--train-patients", "1"], "--train-patients must be at least 2"),
+        (["--means-only"], "--means-only qualifies --standardize-patients: give both"),
         (["--set", "epochs"], "--set needs NAME=VALUE"),
         (["--data", "/nonexistent/idc"], "no data at /nonexistent/idc"),
     ],

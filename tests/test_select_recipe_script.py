@@ -65,6 +65,12 @@ def test_bad_recipes_are_named(recipe, message):
     assert message in done.stderr
 
 
+def test_means_only_needs_standardization():
+    done = run_script("--means-only")
+    assert done.returncode == 2
+    assert "--means-only qualifies --standardize-patients: give both" in done.stderr
+
+
 def test_parse_recipe_reads_literals():
     sys.path.insert(0, str(BENCHMARKS))
     try:

@@ -37,6 +37,15 @@ def test_every_patient_gets_the_reference_statistics():
         np.testing.assert_allclose(std, reference["std"], rtol=0.01)
 
 
+def test_without_std_only_the_means_move():
+    X, groups = _casts(3)
+    Z = standardize_patients(X, groups, mean=(120, 130, 140), std=None)
+    for patient in ("pale", "dark"):
+        mean, std = _stats(Z[groups == patient])
+        np.testing.assert_allclose(mean, (120, 130, 140), atol=0.6)
+        np.testing.assert_allclose(std, _stats(X[groups == patient])[1], atol=0.3)
+
+
 def test_within_a_patient_pixel_order_is_kept_and_patients_do_not_interact():
     X, groups = _casts(1)
     together = standardize_patients(X, groups)
@@ -93,7 +102,8 @@ def test_real_patients_come_closer_in_colour():
         (np.zeros((2, 50, 50)), [0, 0], {}, r"shape \(n, height, width, 3\), got \(2, 50, 50\)"),
         (np.zeros((2, 50, 50, 3)), [0, 0, 1], {}, r"2 patches, groups of shape \(3,\)"),
         (np.full((1, 5, 5, 3), 0.5), [0], {}, r"scaled to \[0, 1\]"),
-        (np.zeros((1, 5, 5, 3)), [0], {"std": (1, 0, 1)}, "std positive"),
+        (np.zeros((1, 5, 5, 3)), [0], {"std": (1, 0, 1)}, "std positive or None"),
+        (np.zeros((1, 5, 5, 3)), [0], {"std": (1, 1)}, "std positive or None"),
     ],
 )
 def test_bad_input_is_named(X, groups, kwargs, message):
