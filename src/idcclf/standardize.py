@@ -67,8 +67,9 @@ def standardize_patients(
     Raises
     ------
     ValueError
-        If X is not a stack of RGB images, its values look scaled to [0, 1], ``groups``
-        does not have one entry per patch, or ``std`` is not positive.
+        If X is not a stack of RGB images, holds values outside 0-255 (or NaN), looks
+        scaled to [0, 1], ``groups`` does not have one entry per patch, or ``std`` is
+        not positive.
 
     Examples
     --------
@@ -93,19 +94,34 @@ def standardize_patients(
     std = None if std is None else np.asarray(std, dtype=np.float64)
     if mean.shape != (3,) or (std is not None and (std.shape != (3,) or not np.all(std > 0))):
         raise ValueError(f"mean and std must be 3 values, std positive or None; got {mean}, {std}")
-    if len(X) and np.issubdtype(X.dtype, np.floating) and X.max() <= 1.0:
-        raise ValueError(
-            "X looks scaled to [0, 1] (its maximum is at most 1); pass pixels in 0-255"
-        )
+    if len(X) and X.dtype != np.uint8:
+        _check_pixel_range(X)
     out = np.empty_like(X)
-    for patient in np.unique(groups):
-        rows = np.flatnonzero(groups == patient)
+    # Rows of each patient from one sort, not one scan of groups per patient.
+    order = np.argsort(groups, kind="stable")
+    _, starts = np.unique(groups[order], return_index=True)
+    for rows in np.split(order, starts[1:]):
         patches = X[rows]
         if patches.dtype == np.uint8:
             out[rows] = _standardized_uint8(patches, mean, std)
         else:
             out[rows] = _standardized_any(patches, mean, std)
     return out
+
+
+def _check_pixel_range(X: np.ndarray) -> None:
+    """Refuse values that are not 0-255 pixels, naming what was found."""
+    if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+        raise ValueError(f"X has dtype {X.dtype}; pass pixels in 0-255")
+    low, high = X.min(), X.max()
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError("X holds NaN or infinite values; pass pixels in 0-255")
+    if low < 0 or high > 255:
+        raise ValueError(f"X holds values from {low} to {high}; pass pixels in 0-255")
+    if np.issubdtype(X.dtype, np.floating) and high <= 1.0:
+        raise ValueError(
+            "X looks scaled to [0, 1] (its maximum is at most 1); pass pixels in 0-255"
+        )
 
 
 def _standardized_uint8(
