@@ -291,6 +291,25 @@ def fold_table(record: dict) -> str:
     return "\n".join(lines)
 
 
+def add_standardize_options(parser: argparse.ArgumentParser) -> None:
+    """``--standardize-patients`` and ``--means-only``, shared with select_recipe.py."""
+    parser.add_argument(
+        "--standardize-patients",
+        action="store_true",
+        help="standardize each patient's colours (standardize_patients) before training",
+    )
+    parser.add_argument(
+        "--means-only",
+        action="store_true",
+        help="with --standardize-patients: match each patient's mean colour only (std=None)",
+    )
+
+
+def check_standardize_options(parser: argparse.ArgumentParser, args) -> None:
+    if args.means_only and not args.standardize_patients:
+        parser.error("--means-only qualifies --standardize-patients: give both")
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, action="append", default=None)
@@ -310,16 +329,7 @@ def parse_args(argv=None):
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--no-tta", dest="tta", action="store_false")
-    parser.add_argument(
-        "--standardize-patients",
-        action="store_true",
-        help="standardize each patient's colours (standardize_patients) before training",
-    )
-    parser.add_argument(
-        "--means-only",
-        action="store_true",
-        help="with --standardize-patients: match each patient's mean colour only (std=None)",
-    )
+    add_standardize_options(parser)
     parser.add_argument(
         "--predictions",
         type=Path,
@@ -341,8 +351,7 @@ def parse_args(argv=None):
         parser.error(f"--train-patients must be at least 2, got {args.train_patients}")
     if not 0 < args.fraction <= 1:
         parser.error(f"--fraction must be in (0, 1], got {args.fraction}")
-    if args.means_only and not args.standardize_patients:
-        parser.error("--means-only qualifies --standardize-patients: give both")
+    check_standardize_options(parser, args)
     if args.fold is not None:
         if args.max_folds is not None:
             parser.error("give --fold or --max-folds, not both")

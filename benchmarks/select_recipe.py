@@ -44,7 +44,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cv_accuracy import DEFAULT_ROOTS, load_roots, subsample, use_augmentation  # noqa: E402
+from cv_accuracy import (  # noqa: E402
+    DEFAULT_ROOTS,
+    add_standardize_options,
+    check_standardize_options,
+    load_roots,
+    subsample,
+    use_augmentation,
+)
 
 BASELINE = {"class_weight": "balanced"}
 #: Named recipes: parameters on top of the baseline.
@@ -159,16 +166,7 @@ def parse_args(argv=None):
     parser.add_argument("--lever", action="append", default=[], choices=sorted(LEVERS))
     parser.add_argument("--recipe", action="append", default=[], metavar="'NAME: k=v, ...'")
     parser.add_argument("--augmentation", choices=("fused", "layers"), default="fused")
-    parser.add_argument(
-        "--standardize-patients",
-        action="store_true",
-        help="standardize each patient's colours (standardize_patients) before training",
-    )
-    parser.add_argument(
-        "--means-only",
-        action="store_true",
-        help="with --standardize-patients: match each patient's mean colour only (std=None)",
-    )
+    add_standardize_options(parser)
     parser.add_argument("--out", type=Path, default=Path("select_recipe.json"))
     parser.add_argument("--table", action="store_true", help="print --out as a table, run nothing")
     args = parser.parse_args(argv)
@@ -176,8 +174,7 @@ def parse_args(argv=None):
         return args
     if not 0 < args.fraction <= 1:
         parser.error(f"--fraction must be in (0, 1], got {args.fraction}")
-    if args.means_only and not args.standardize_patients:
-        parser.error("--means-only qualifies --standardize-patients: give both")
+    check_standardize_options(parser, args)
     args.runs = [(name, LEVERS[name]) for name in args.lever]
     for text in args.recipe:
         try:
