@@ -96,16 +96,13 @@ def standardize_patients(
         raise ValueError(f"mean and std must be 3 values, std positive or None; got {mean}, {std}")
     if len(X) and X.dtype != np.uint8:
         _check_pixel_range(X)
+    standardized = _standardized_uint8 if X.dtype == np.uint8 else _standardized_any
     out = np.empty_like(X)
     # Rows of each patient from one sort, not one scan of groups per patient.
     order = np.argsort(groups, kind="stable")
     _, starts = np.unique(groups[order], return_index=True)
     for rows in np.split(order, starts[1:]):
-        patches = X[rows]
-        if patches.dtype == np.uint8:
-            out[rows] = _standardized_uint8(patches, mean, std)
-        else:
-            out[rows] = _standardized_any(patches, mean, std)
+        out[rows] = standardized(X[rows], mean, std)
     return out
 
 
