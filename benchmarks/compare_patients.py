@@ -64,19 +64,20 @@ def rates(proba: np.ndarray, label: np.ndarray, threshold: float) -> tuple[float
 def patient_rows(data: dict, threshold: float, fold: int | None) -> list[dict]:
     rows = []
     keep = np.ones(len(data["label"]), bool) if fold is None else data["fold"] == fold
+    fold_idc = {k: data["label"][data["fold"] == k].sum() for k in np.unique(data["fold"])}
     for patient in np.unique(data["patient"][keep]):
         mine = keep & (data["patient"] == patient)
         label = data["label"][mine]
-        in_fold = data["fold"] == data["fold"][mine][0]
+        patient_fold = data["fold"][mine][0]
         sens_a, spec_a = rates(data["proba_a"][mine], label, threshold)
         sens_b, spec_b = rates(data["proba_b"][mine], label, threshold)
         rows.append(
             {
                 "patient": patient,
-                "fold": int(data["fold"][mine][0]),
+                "fold": int(patient_fold),
                 "patches": int(mine.sum()),
                 "idc_share": float(label.mean()),
-                "share_of_fold_idc": float(label.sum() / max(data["label"][in_fold].sum(), 1)),
+                "share_of_fold_idc": float(label.sum() / max(fold_idc[patient_fold], 1)),
                 "sens": (sens_a, sens_b),
                 "spec": (spec_a, spec_b),
             }
