@@ -20,6 +20,14 @@ def sample_patients():
     return sorted(d.name for d in sample_path().iterdir() if d.is_dir())
 
 
+def load_script():
+    """The script as a module, to call its functions."""
+    spec = importlib.util.spec_from_file_location("cv_accuracy", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
 def run_script(tmp_path, *args, data=None):
     out = tmp_path / "cv.json"
     data = data or [sample_path()]
@@ -157,9 +165,7 @@ def test_one_fold_alone_has_the_patients_of_the_full_run(tmp_path):
 def test_standardized_loading_is_per_patient_over_all_patches():
     from idcclf import load_idc, standardize_patients
 
-    spec = importlib.util.spec_from_file_location("cv_accuracy", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script()
     X, y, groups = script.load_roots([sample_path()], standardize=True)
     raw = load_idc(sample_path())
     np.testing.assert_array_equal(y, raw.target)
@@ -177,9 +183,7 @@ def test_keras_batch_norm_builds_keras_own_layers(monkeypatch):
     from idcclf import estimator
     from idcclf.model import FusedBatchNormalization
 
-    spec = importlib.util.spec_from_file_location("cv_accuracy", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script()
     # Restored after the test: use_batch_norm replaces the estimator's builder.
     monkeypatch.setattr(estimator, "build_cancernet", estimator.build_cancernet)
 
