@@ -11,7 +11,7 @@ Usage::
         [--set stain_jitter=0.05 --set learning_rate=0.02] [--fraction 0.25]
         [--train-patients 40] [--max-folds 2 | --fold 5] [--augmentation fused|layers]
         [--batch-norm fused|keras] [--seeds 3] [--first-seed 1] [--predictions PATH.npz]
-        [--standardize-patients [--means-only]]
+        [--standardize-patients [--means-only] | --normalize-stains]
 
 ``--data`` may be given more than once; the roots are loaded and concatenated (their
 patient ids must not collide). By default both ``../shared/data/idc`` (22 complete
@@ -32,6 +32,9 @@ recipes run with the same data share their folds.
 (``idcclf.standardize_patients``, per RGB channel, measured over all of the patient's
 patches, before ``--fraction`` thins them), in training and test patients alike;
 ``--means-only`` matches each patient's mean colour only (``std=None``).
+``--normalize-stains`` redraws each patient's patches with reference H&E stains
+(``idcclf.normalize_stains``, Macenko's method, also over all of the patient's
+patches).
 
 ``--fraction`` keeps that random share of each patient's patches of each class (so the
 patients and the class balance stay as they are), for quicker, indicative comparisons.
@@ -109,7 +112,11 @@ RECIPES = {
 
 
 def load_roots(
-    roots, with_coords: bool = False, standardize: bool = False, means_only: bool = False
+    roots,
+    with_coords: bool = False,
+    standardize: bool = False,
+    means_only: bool = False,
+    normalize_stains: bool = False,
 ):
     """``(X, y, groups)`` of every patient under ``roots``, read by ``load_idc``.
 
@@ -117,16 +124,21 @@ def load_roots(
     patient id found under two roots is refused by ``load_idc`` (``ValueError``).
     With ``standardize``, each patient's colours are standardized
     (``standardize_patients``) over all of its patches, before any subsampling; with
-    ``means_only`` too, only their means (``std=None``).
+    ``means_only`` too, only their means (``std=None``). With ``normalize_stains``,
+    each patient's stains are normalized instead (``idcclf.normalize_stains``).
     """
-    from idcclf import load_idc, standardize_patients
+    import idcclf
     from idcclf.standardize import REFERENCE_STD
 
-    bunch = load_idc(list(roots) if len(roots) > 1 else roots[0])
+    if standardize and normalize_stains:
+        raise ValueError("standardize and normalize_stains exclude each other")
+    bunch = idcclf.load_idc(list(roots) if len(roots) > 1 else roots[0])
     groups = np.asarray(bunch.groups).astype(str)
     if standardize:
         std = None if means_only else REFERENCE_STD
-        X = standardize_patients(bunch.data, groups, std=std)
+        X = idcclf.standardize_patients(bunch.data, groups, std=std)
+    elif normalize_stains:
+        X = idcclf.normalize_stains(bunch.data, groups)
     else:
         X = bunch.data
     data = X, bunch.target, groups
@@ -292,7 +304,8 @@ def fold_table(record: dict) -> str:
 
 
 def add_standardize_options(parser: argparse.ArgumentParser) -> None:
-    """``--standardize-patients`` and ``--means-only``, shared with select_recipe.py."""
+    """``--standardize-patients``, ``--means-only`` and ``--normalize-stains``, shared
+    with select_recipe.py."""
     parser.add_argument(
         "--standardize-patients",
         action="store_true",
@@ -303,11 +316,19 @@ def add_standardize_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --standardize-patients: match each patient's mean colour only (std=None)",
     )
+    parser.add_argument(
+        "--normalize-stains",
+        action="store_true",
+        help="redraw each patient's patches with reference H&E stains (normalize_stains, "
+        "Macenko's method) before training",
+    )
 
 
 def check_standardize_options(parser: argparse.ArgumentParser, args) -> None:
     if args.means_only and not args.standardize_patients:
         parser.error("--means-only qualifies --standardize-patients: give both")
+    if args.normalize_stains and args.standardize_patients:
+        parser.error("--normalize-stains and --standardize-patients exclude each other")
 
 
 def parse_args(argv=None):
@@ -391,6 +412,7 @@ def main(argv=None) -> int:
             with_coords=True,
             standardize=args.standardize_patients,
             means_only=args.means_only,
+            normalize_stains=args.normalize_stains,
         )
     except ValueError as exc:
         print(f"cv_accuracy: {exc}", file=sys.stderr)
@@ -404,7 +426,8 @@ def main(argv=None) -> int:
         f"recipe {args.recipe}, parameters {args.params}, {args.augmentation} augmentation, "
         f"{args.batch_norm} batch normalization"
         + (", colours standardized per patient" if args.standardize_patients else "")
-        + (" (means only)" if args.means_only else ""),
+        + (" (means only)" if args.means_only else "")
+        + (", stains normalized per patient" if args.normalize_stains else ""),
         flush=True,
     )
     record = {
@@ -421,6 +444,7 @@ def main(argv=None) -> int:
         "batch_norm": args.batch_norm,
         "standardize_patients": args.standardize_patients,
         "means_only": args.means_only,
+        "normalize_stains": args.normalize_stains,
         "seeds": args.seeds,
         "first_seed": args.first_seed,
         "folds": [],

@@ -11,7 +11,7 @@ Usage::
     python benchmarks/select_recipe.py [--data ROOT ...] [--fraction 0.3] [--epochs 3]
         [--lever baseline --lever adam ...]
         [--recipe 'wide: filters=(48, 96, 192)' ...] [--seed 0] [--out select.json]
-        [--standardize-patients [--means-only]]
+        [--standardize-patients [--means-only] | --normalize-stains]
 
 ``--lever NAME`` runs one of the named recipes in ``LEVERS``; ``--recipe 'NAME:
 k=v, k=v'`` runs ``IDCClassifier`` parameters given as Python keyword arguments. Every
@@ -24,7 +24,9 @@ accuracy and ROC AUC with test-time augmentation; and the fit wall time.
 ``--standardize-patients`` standardizes every patient's colours
 (``idcclf.standardize_patients``, over all of its patches, before ``--fraction``) for
 all the recipes of the run (``--means-only``: their mean colours only); its rows are
-marked ``standardize_patients`` (and ``means_only``).
+marked ``standardize_patients`` (and ``means_only``). ``--normalize-stains`` redraws
+every patient's patches with reference H&E stains instead (``idcclf.normalize_stains``);
+its rows are marked ``normalize_stains``.
 ``--table`` prints the runs of ``--out`` as a Markdown table, with each run's change
 against the baseline of the same seed.
 """
@@ -112,6 +114,7 @@ def run_recipe(name, params, X, y, groups, val_mask, args) -> dict:
         "fraction": args.fraction,
         "standardize_patients": args.standardize_patients,
         "means_only": args.means_only,
+        "normalize_stains": args.normalize_stains,
         "n_train_patches": int(len(train)),
         "fit_seconds": fit_seconds,
         "seconds": time.perf_counter() - start,
@@ -198,7 +201,10 @@ def main(argv=None) -> int:
     use_augmentation(args.augmentation)
     try:
         X, y, groups = load_roots(
-            args.data, standardize=args.standardize_patients, means_only=args.means_only
+            args.data,
+            standardize=args.standardize_patients,
+            means_only=args.means_only,
+            normalize_stains=args.normalize_stains,
         )
     except ValueError as exc:
         print(f"select_recipe: {exc}", file=sys.stderr)

@@ -153,17 +153,21 @@ def test_one_fold_alone_has_the_patients_of_the_full_run(tmp_path):
     )
     assert alone["batch_norm"] == "keras" and full["batch_norm"] == "fused"
     assert "keras batch normalization" in stdout
-    # Standardized colours leave the folds as they are.
+    # Standardized colours or stains leave the folds as they are.
     assert alone["standardize_patients"] and not full["standardize_patients"]
     assert "colours standardized per patient" in stdout
-    (fold,) = alone["folds"]
-    assert fold["fold"] == 2
-    assert fold["test_patients"] == full["folds"][1]["test_patients"]
-    assert fold["n_train_patches"] == full["folds"][1]["n_train_patches"]
+    stains, stdout = run_script(tmp_path, "--fold", "2", "--normalize-stains", *tiny)
+    assert stains["normalize_stains"] and not alone["normalize_stains"]
+    assert "stains normalized per patient" in stdout
+    for run in (alone, stains):
+        (fold,) = run["folds"]
+        assert fold["fold"] == 2
+        assert fold["test_patients"] == full["folds"][1]["test_patients"]
+        assert fold["n_train_patches"] == full["folds"][1]["n_train_patches"]
 
 
 def test_standardized_loading_is_per_patient_over_all_patches():
-    from idcclf import load_idc, standardize_patients
+    from idcclf import load_idc, normalize_stains, standardize_patients
 
     script = load_script()
     X, y, groups = script.load_roots([sample_path()], standardize=True)
@@ -174,6 +178,11 @@ def test_standardized_loading_is_per_patient_over_all_patches():
     means, _, _ = script.load_roots([sample_path()], standardize=True, means_only=True)
     np.testing.assert_array_equal(means, standardize_patients(raw.data, raw.groups, std=None))
     assert not np.array_equal(means, X)
+    stains, _, _ = script.load_roots([sample_path()], normalize_stains=True)
+    np.testing.assert_array_equal(stains, normalize_stains(raw.data, raw.groups))
+    assert not np.array_equal(stains, raw.data) and not np.array_equal(stains, X)
+    with pytest.raises(ValueError, match="exclude each other"):
+        script.load_roots([sample_path()], standardize=True, normalize_stains=True)
 
 
 def test_keras_batch_norm_builds_keras_own_layers(monkeypatch):
@@ -226,6 +235,10 @@ def test_colliding_patient_ids_are_refused(tmp_path):
         (["--fold", "1", "--max-folds", "1"], "give --fold or --max-folds, not both"),
         (["--train-patients", "1"], "--train-patients must be at least 2"),
         (["--means-only"], "--means-only qualifies --standardize-patients: give both"),
+        (
+            ["--normalize-stains", "--standardize-patients"],
+            "--normalize-stains and --standardize-patients exclude each other",
+        ),
         (["--set", "epochs"], "--set needs NAME=VALUE"),
         (["--data", "/nonexistent/idc"], "no data at /nonexistent/idc"),
     ],

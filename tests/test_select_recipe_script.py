@@ -50,6 +50,7 @@ def test_recipes_share_fixed_validation_patients(tmp_path):
     runs = json.loads(out.read_text())
     assert len(runs) == 3 and runs[2]["seed"] == 1 and runs[2]["validation_patients"] == held
     assert runs[2]["standardize_patients"] and not runs[0]["standardize_patients"]
+    assert not any(run["normalize_stains"] for run in runs)
     done = run_script("--out", str(out), "--table")
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"| tiny_adam | 0 | {runs[1]['balanced_accuracy']:.3f} | – |" in done.stdout
@@ -65,10 +66,20 @@ def test_bad_recipes_are_named(recipe, message):
     assert message in done.stderr
 
 
-def test_means_only_needs_standardization():
-    done = run_script("--means-only")
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--means-only"], "--means-only qualifies --standardize-patients: give both"),
+        (
+            ["--normalize-stains", "--standardize-patients"],
+            "--normalize-stains and --standardize-patients exclude each other",
+        ),
+    ],
+)
+def test_colour_options_are_checked(args, message):
+    done = run_script(*args)
     assert done.returncode == 2
-    assert "--means-only qualifies --standardize-patients: give both" in done.stderr
+    assert message in done.stderr
 
 
 def test_parse_recipe_reads_literals():

@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from idcclf import load_sample, standardize_patients
-from idcclf.standardize import REFERENCE_MEAN
+from idcclf import load_sample, normalize_stains, standardize_patients
+from idcclf.standardize import (
+    LIGHT_INTENSITY,
+    REFERENCE_MAX_CONCENTRATIONS,
+    REFERENCE_MEAN,
+    REFERENCE_STAINS,
+    measure_stains,
+)
 
 
 def _casts(seed=0):
@@ -112,3 +118,134 @@ def test_real_patients_come_closer_in_colour():
 def test_bad_input_is_named(X, groups, kwargs, message):
     with pytest.raises(ValueError, match=message):
         standardize_patients(X, groups, **kwargs)
+
+
+# ---- normalize_stains (Macenko's method) ----
+
+REFERENCE = np.array(REFERENCE_STAINS) / np.linalg.norm(REFERENCE_STAINS, axis=0)
+# A bluer haematoxylin and a more orange eosin than the reference: another lab's stains.
+OTHER = np.array([[0.75, 0.12], [0.55, 0.90], [0.37, 0.43]])
+OTHER /= np.linalg.norm(OTHER, axis=0)
+
+
+def _amounts(n_patches, tumour_share, seed):
+    """Stain amounts per pixel (n_patches, 50, 50, 2): most pixels a mix, 5 % pure
+    haematoxylin and 5 % pure eosin (dense enough to count as tissue), and
+    ``tumour_share`` of the patches richer in haematoxylin."""
+    rng = np.random.default_rng(seed)
+    amounts = rng.uniform(0.2, 1.0, (n_patches, 50, 50, 2)) * [1.2, 0.8]
+    amounts[rng.random(n_patches) < tumour_share, ..., 0] += 0.4
+    kind = rng.random((n_patches, 50, 50))
+    haematoxylin, eosin = kind < 0.05, (kind >= 0.05) & (kind < 0.10)
+    amounts[haematoxylin] = np.column_stack(
+        [rng.uniform(0.8, 1.6, haematoxylin.sum()), 0 * kind[haematoxylin]]
+    )
+    amounts[eosin] = np.column_stack([0 * kind[eosin], rng.uniform(1.2, 2.0, eosin.sum())])
+    return amounts
+
+
+def _stained(amounts, stains):
+    """uint8 RGB patches drawn from stain amounts (Beer-Lambert)."""
+    density = amounts @ np.asarray(stains).T
+    return np.clip(np.rint(LIGHT_INTENSITY * np.exp(-density)), 0, 255).astype(np.uint8)
+
+
+def _degrees_from(measured, stains):
+    return np.degrees(np.arccos(np.clip((measured * stains).sum(axis=0), -1, 1)))
+
+
+def test_measure_stains_finds_the_stains_whatever_the_share_of_tumour():
+    for stains in (REFERENCE, OTHER):
+        for share in (0.1, 0.5, 0.9):
+            measured, _ = measure_stains(_stained(_amounts(12, share, 0), stains))
+            # Haematoxylin first, each within a degree of the truth.
+            np.testing.assert_array_less(_degrees_from(measured, stains), 1.0)
+
+
+def test_the_same_tissue_stained_two_ways_comes_out_alike():
+    amounts = _amounts(12, 0.5, 1)
+    X = np.concatenate([_stained(amounts, REFERENCE), _stained(amounts, OTHER)])
+    groups = np.array(["lab_a"] * 12 + ["lab_b"] * 12)
+
+    def gap(Y):
+        return np.abs(Y[:12].astype(int) - Y[12:].astype(int)).mean()
+
+    Z = normalize_stains(X, groups)
+    assert Z.dtype == np.uint8 and Z.shape == X.shape
+    assert gap(X) > 10 and gap(Z) < 0.05 * gap(X)
+    # Matching RGB statistics closes less than half of the gap here.
+    assert gap(standardize_patients(X, groups)) > 0.4 * gap(X)
+
+
+def test_normalized_stains_are_the_reference():
+    Z = normalize_stains(_stained(_amounts(12, 0.7, 2), OTHER), ["p"] * 12)
+    measured, max_concentrations = measure_stains(Z)
+    np.testing.assert_array_less(_degrees_from(measured, REFERENCE), 1.0)
+    np.testing.assert_allclose(max_concentrations, REFERENCE_MAX_CONCENTRATIONS, rtol=0.02)
+
+
+def test_background_stays_white_and_patients_do_not_interact():
+    X = np.concatenate(
+        [_stained(_amounts(6, 0.5, 3), OTHER), _stained(_amounts(6, 0.2, 4), REFERENCE)]
+    )
+    X[0, :10] = 255
+    groups = np.array(["a"] * 6 + ["b"] * 6)
+    Z = normalize_stains(X, groups)
+    assert Z[0, :10].min() >= 235
+    np.testing.assert_array_equal(Z[6:], normalize_stains(X[6:], groups[6:]))
+
+
+def test_other_dtypes_give_the_same_pixels():
+    X = _stained(_amounts(4, 0.5, 5), OTHER)
+    Z = normalize_stains(X, ["p"] * 4)
+    np.testing.assert_array_equal(normalize_stains(X.astype(np.int64), ["p"] * 4), Z)
+    as_float = normalize_stains(X.astype(np.float32), ["p"] * 4)
+    assert as_float.dtype == np.float32
+    np.testing.assert_allclose(as_float, Z, atol=0.5)
+
+
+def test_a_patient_without_tissue_is_left_unchanged_and_named():
+    X = np.concatenate(
+        [_stained(_amounts(4, 0.5, 6), OTHER), np.full((2, 50, 50, 3), 250, np.uint8)]
+    )
+    groups = np.array(["stained"] * 4 + ["blank"] * 2)
+    with pytest.warns(UserWarning, match=r"1 patient\(s\) left unchanged.*: blank$"):
+        Z = normalize_stains(X, groups)
+    np.testing.assert_array_equal(Z[4:], X[4:])
+    assert not np.array_equal(Z[:4], X[:4])
+
+
+def test_real_patients_come_out_with_the_reference_stains():
+    bunch = load_sample()
+    groups = np.asarray(bunch.groups)
+    Z = normalize_stains(bunch.data, groups)
+    before, after = [], []
+    for patient in np.unique(groups):
+        before.append(_degrees_from(measure_stains(bunch.data[groups == patient])[0], REFERENCE))
+        after.append(_degrees_from(measure_stains(Z[groups == patient])[0], REFERENCE))
+    assert np.mean(before) > 4.0
+    assert np.mean(after) < 1.5 and np.max(after) < 7.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"stains": [[0.5, 0.2], [0.7, 0.8]]}, "stains must be 3 x 2"),
+        ({"stains": [[0.5, -0.2], [0.7, 0.8], [0.4, 0.5]]}, "stains must be 3 x 2"),
+        ({"max_concentrations": [1.0, 0.0]}, "max_concentrations 2 positive"),
+    ],
+)
+def test_normalize_stains_refuses_bad_references(kwargs, message):
+    X, groups = _casts()
+    with pytest.raises(ValueError, match=message):
+        normalize_stains(X, groups, **kwargs)
+
+
+def test_normalize_stains_refuses_bad_patches():
+    X, groups = _casts()
+    with pytest.raises(ValueError, match="groups must hold one patient per patch"):
+        normalize_stains(X, groups[:-1])
+    with pytest.raises(ValueError, match="looks scaled to"):
+        normalize_stains(X / 255.0, groups)
+    with pytest.raises(ValueError, match=r"shape \(n, height, width, 3\)"):
+        normalize_stains(X[..., 0], groups)

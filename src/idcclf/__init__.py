@@ -26,6 +26,7 @@ _EXPORTS = {
     "quiet_tensorflow": "_tensorflow",
     "predict_patients": "distributed",
     "standardize_patients": "standardize",
+    "normalize_stains": "standardize",
 }
 
 __all__ = sorted(_EXPORTS)
