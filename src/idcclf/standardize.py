@@ -282,21 +282,25 @@ def normalize_stains(
     out = np.empty_like(X)
     unchanged = []
     for patient, rows in _patient_rows(groups):
-        measured = measure_stains(X[rows])
+        # One copy of the patient's patches, measured and then redrawn in slices of it.
+        patient_patches = X[rows]
+        measured = measure_stains(patient_patches)
         if measured is None:
-            out[rows] = X[rows]
+            out[rows] = patient_patches
             unchanged.append(str(patient))
             continue
         patient_stains, patient_max = measured
         # Amounts from densities: the least-squares inverse of the patient's stains,
         # scaled per stain to the reference amounts.
         unmix = np.linalg.pinv(patient_stains).T * (max_concentrations / patient_max)
-        for chunk in np.array_split(rows, math.ceil(len(rows) / CHUNK_PATCHES)):
-            patches = X[chunk]
+        for start in range(0, len(rows), CHUNK_PATCHES):
+            patches = patient_patches[start : start + CHUNK_PATCHES]
             redrawn = LIGHT_INTENSITY * np.exp(-(_optical_density(patches) @ unmix @ stains.T))
             if not np.issubdtype(X.dtype, np.floating):
                 redrawn = np.rint(redrawn)
-            out[chunk] = np.clip(redrawn, 0, 255).astype(X.dtype).reshape(patches.shape)
+            out[rows[start : start + CHUNK_PATCHES]] = (
+                np.clip(redrawn, 0, 255).astype(X.dtype).reshape(patches.shape)
+            )
     if unchanged:
         warnings.warn(
             f"normalize_stains: {len(unchanged)} patient(s) left unchanged, with too little "
