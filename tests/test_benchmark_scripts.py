@@ -97,3 +97,51 @@ def test_bench_batch_norm_compares_the_fused_layer_with_keras(tmp_path):
     assert record["agreement"]["output"] < 1e-3
     assert record["agreement"]["moving_statistics"] < 1e-3
     assert stdout.count("fused / keras") == 2  # one line of ratios per round
+
+
+def _epoch_modes():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import epoch_modes
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return epoch_modes
+
+
+def test_epoch_modes_flags_the_epochs_far_above_the_median():
+    epoch_modes = _epoch_modes()
+    # The first epoch traces the graph: it is never flagged, nor counted in the median.
+    assert epoch_modes.slow_epochs([5.0, 1.0, 1.1, 2.0, 0.9], 1.5) == [
+        False, False, False, True, False,
+    ]  # fmt: skip
+    records = [
+        {"wall_s": w, "busy": b, "idle": 1 - b, "steal": 0.0, "top_thread_cpu_s": [c, c]}
+        for w, b, c in [(5.0, 0.9, 4.0), (1.0, 0.9, 0.9), (2.0, 0.45, 0.9), (1.0, 0.9, 0.9)]
+    ]
+    summary = epoch_modes.summarize(records, [False, False, True, False])
+    assert summary["fast"]["epochs"] == 2 and summary["slow"]["epochs"] == 1
+    assert summary["slow"]["wall_s"] == pytest.approx(2.0)
+    assert summary["slow"]["idle"] == pytest.approx(0.55)
+    assert summary["fast"]["top_thread_cpu_s"] == pytest.approx(1.8)
+
+
+def test_epoch_modes_records_wall_and_cpu_time_per_epoch(tmp_path):
+    out = tmp_path / "modes.json"
+    stdout = run_script("epoch_modes.py", "--n", "64", "--epochs", "3", "--out", str(out))
+    report = json.loads(out.read_text())
+    assert len(report["epochs"]) == 3 and len(report["slow"]) == 3
+    for epoch in report["epochs"]:
+        assert epoch["wall_s"] > 0
+        assert 0 <= epoch["busy"] <= 1 and 0 <= epoch["idle"] <= 1
+        assert epoch["busy"] + epoch["idle"] + epoch["steal"] <= 1 + 1e-9
+        assert len(epoch["top_thread_cpu_s"]) == 2
+        assert all(s >= 0 for s in epoch["top_thread_cpu_s"])
+    rows = [line for line in stdout.splitlines() if line.startswith("| ")]
+    assert len(rows) == 1 + 3  # the header and one row per epoch
+
+
+def test_epoch_modes_refuses_bad_arguments():
+    epoch_modes = _epoch_modes()
+    for argv in (["--epochs", "2"], ["--factor", "1"], ["--n", "8"]):
+        with pytest.raises(SystemExit):
+            epoch_modes.parse_args(argv)
