@@ -24,25 +24,34 @@ import numpy as np
 SHARE_BINS = ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 1.01))
 
 
+def patch_keys(run) -> list[str]:
+    """One key per patch of a predictions file: its patient, slide position and label."""
+    return [
+        f"{patient}|{x}|{y}|{label}"
+        for patient, (x, y), label in zip(run["patient"], run["coords"], run["label"], strict=True)
+    ]
+
+
+def order_like(run_a, run_b, names: tuple) -> np.ndarray:
+    """Indices that put ``run_b``'s patches in ``run_a``'s order.
+
+    Raises ``ValueError``, naming both runs, when they do not hold the same patches or
+    put a patch in different folds.
+    """
+    keys_a, keys_b = patch_keys(run_a), patch_keys(run_b)
+    if len(set(keys_a)) != len(keys_a) or sorted(keys_a) != sorted(keys_b):
+        raise ValueError(f"{names[0]} and {names[1]} do not hold the same test patches")
+    position = {key: i for i, key in enumerate(keys_b)}
+    order = np.array([position[key] for key in keys_a], dtype=int)
+    if not np.array_equal(run_a["fold"], run_b["fold"][order]):
+        raise ValueError(f"{names[0]} and {names[1]} put the patches in other folds")
+    return order
+
+
 def load_aligned(path_a: Path, path_b: Path) -> dict:
     """Both files' probabilities on the same patches, in ``path_a``'s order."""
     a, b = np.load(path_a), np.load(path_b)
-
-    def keys(run):
-        return [
-            f"{patient}|{x}|{y}|{label}"
-            for patient, (x, y), label in zip(
-                run["patient"], run["coords"], run["label"], strict=True
-            )
-        ]
-
-    keys_a, keys_b = keys(a), keys(b)
-    if len(set(keys_a)) != len(keys_a) or sorted(keys_a) != sorted(keys_b):
-        raise ValueError(f"{path_a} and {path_b} do not hold the same test patches")
-    position = {key: i for i, key in enumerate(keys_b)}
-    order = np.array([position[key] for key in keys_a])
-    if not np.array_equal(a["fold"], b["fold"][order]):
-        raise ValueError(f"{path_a} and {path_b} put the patches in other folds")
+    order = order_like(a, b, (path_a, path_b))
     return {
         "fold": a["fold"],
         "patient": a["patient"].astype(str),

@@ -1,40 +1,22 @@
 """benchmarks/compare_patients.py on two small hand-made prediction files."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_patients.py"
-
-
-def save(path, fold, patient, label, proba, order=None):
-    order = np.arange(len(label)) if order is None else order
-    coords = np.stack([np.arange(len(label)) * 50, np.zeros(len(label), int)], axis=1)
-    np.savez(
-        path,
-        fold=np.asarray(fold)[order],
-        patient=np.asarray(patient)[order],
-        coords=coords[order],
-        label=np.asarray(label)[order],
-        proba=np.asarray(proba, dtype=float)[order],
-    )
+from _predictions import run_script, save_predictions
 
 
 def run(*args):
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, timeout=120
-    )
+    return run_script("compare_patients.py", *args)
 
 
 def test_patients_are_lined_up_and_compared(tmp_path):
     fold = [1, 1, 1, 1, 2, 2, 2, 2]
     patient = ["p", "p", "p", "q", "r", "r", "r", "r"]
     label = [1, 1, 0, 0, 1, 0, 0, 0]
-    save(tmp_path / "a.npz", fold, patient, label, [0.9, 0.2, 0.1, 0.6, 0.7, 0.4, 0.3, 0.2])
+    save_predictions(
+        tmp_path / "a.npz", fold, patient, label, [0.9, 0.2, 0.1, 0.6, 0.7, 0.4, 0.3, 0.2]
+    )
     # The second run saved its patches in another order.
-    save(
+    save_predictions(
         tmp_path / "b.npz",
         fold,
         patient,
@@ -56,8 +38,8 @@ def test_patients_are_lined_up_and_compared(tmp_path):
 
 
 def test_other_patches_are_refused(tmp_path):
-    save(tmp_path / "a.npz", [1, 1], ["p", "p"], [1, 0], [0.9, 0.1])
-    save(tmp_path / "b.npz", [1, 1], ["p", "x"], [1, 0], [0.9, 0.1])
+    save_predictions(tmp_path / "a.npz", [1, 1], ["p", "p"], [1, 0], [0.9, 0.1])
+    save_predictions(tmp_path / "b.npz", [1, 1], ["p", "x"], [1, 0], [0.9, 0.1])
     done = run(tmp_path / "a.npz", tmp_path / "b.npz")
     assert done.returncode == 2
     assert "do not hold the same test patches" in done.stderr
