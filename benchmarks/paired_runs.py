@@ -96,10 +96,12 @@ def compare(probas_a, probas_b, label, fold, folds, threshold) -> dict:
         side: [fold_scores(p, label, fold, folds, threshold) for p in probas]
         for side, probas in (("a", probas_a), ("b", probas_b))
     }
+    # An ensemble of one is the first run, already scored.
     ensembles = {
-        side: [
+        side: scores[side][:1]
+        + [
             fold_scores(probas[:k].mean(axis=0), label, fold, folds, threshold)
-            for k in range(1, len(probas) + 1)
+            for k in range(2, len(probas) + 1)
         ]
         for side, probas in (("a", probas_a), ("b", probas_b))
     }
