@@ -285,6 +285,7 @@ def run_ours(data: dict, params: dict, epochs: int, seed: int) -> dict:
     import keras
 
     from idcclf import IDCClassifier, _ops, _training
+    from idcclf.callbacks import averaged_weights
 
     keras.utils.set_random_seed(seed)
     clf = IDCClassifier(**{**BASE_PARAMS, "random_state": seed, **params, "epochs": epochs})
@@ -299,12 +300,15 @@ def run_ours(data: dict, params: dict, epochs: int, seed: int) -> dict:
 
     def score(model):
         counted = 0.0
-        if clf.recalibrate_batch_norm and clf.batch_norm:
-            # What fit does after its last epoch, so the point is the model fit returns.
-            start = time.perf_counter()
-            _ops.recalibrate_batch_norm(model, subset)
-            counted = time.perf_counter() - start
-        return balanced_accuracy(data["val_y"], clf.predict_proba(data["val_x"])), counted
+        # With weight_averaging, fit returns the averaged weights: score those.
+        with averaged_weights(model):
+            if clf.recalibrate_batch_norm and clf.batch_norm:
+                # What fit does after its last epoch, so the point is the model fit returns.
+                start = time.perf_counter()
+                _ops.recalibrate_batch_norm(model, subset)
+                counted = time.perf_counter() - start
+            ba = balanced_accuracy(data["val_y"], clf.predict_proba(data["val_x"]))
+        return ba, counted
 
     with extra_fit_callbacks(epoch_scorer(clock, score, points, OURS)):
         clf.fit(X, y, groups=groups)

@@ -92,6 +92,9 @@ def test_bad_sample_weights_name_the_parameter(weights, match):
         ({"class_weight": {0: "1", 1: 1.0}}, r"class_weight\[0\]='1'"),
         ({"label_smoothing": 1.0}, "label_smoothing"),
         ({"label_smoothing": -0.1}, "label_smoothing"),
+        ({"weight_averaging": -0.5}, "weight_averaging"),
+        ({"weight_averaging": float("inf")}, "weight_averaging"),
+        ({"weight_averaging": "1"}, "weight_averaging"),
         ({"undersample": "yes"}, "undersample"),
         ({"input_range_check": "ignore"}, "input_range_check"),
         (

@@ -220,6 +220,11 @@ def build_callbacks(clf, data: TrainingData, y, groups, initial_epoch: int):
     return tracker, callbacks, initial_epoch
 
 
+def averaging_momentum(span_epochs: float, batches_per_epoch: int) -> float:
+    """Momentum of a moving average over about ``span_epochs`` epochs of batches."""
+    return max(0.0, 1.0 - 1.0 / (span_epochs * batches_per_epoch))
+
+
 def run(clf, data: TrainingData, callbacks, epochs: int, initial_epoch: int) -> bool:
     """Train ``clf.model_``, seeded by ``clf``; return whether Ctrl-C interrupted it."""
     batches = EpochBatches(
@@ -231,6 +236,9 @@ def run(clf, data: TrainingData, callbacks, epochs: int, initial_epoch: int) -> 
         undersample=clf.undersample,
         epoch=initial_epoch,
     )
+    if clf.weight_averaging:
+        # Read when the training step is traced, at the first batch of fit.
+        clf.model_.optimizer.ema_momentum = averaging_momentum(clf.weight_averaging, len(batches))
     try:
         if initial_epoch < epochs:
             with seeded(clf._random_state):
@@ -262,6 +270,10 @@ def finish(clf, tracker: BestEpochTracker, X_train, interrupted: bool) -> int | 
     keep_best = clf.early_stopping or interrupted
     if keep_best and tracker.best_weights is not None:
         clf.model_.set_weights(tracker.best_weights)
+    elif clf.weight_averaging:
+        # Keras ends its fit with the average, but not a fit with no epochs left to run
+        # (a finished checkpoint resumed).
+        clf.model_.optimizer.finalize_variable_values(clf.model_.trainable_variables)
     if clf.recalibrate_batch_norm and clf.batch_norm:
         subset = random_subset(X_train, RECALIBRATION_SAMPLES, clf._random_state)
         if clf.verbose:  # seconds of work after the last epoch's line: say what it is

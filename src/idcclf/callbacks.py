@@ -3,6 +3,7 @@ a learning rate set before every batch."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -40,6 +41,26 @@ class BatchRateSchedule(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["learning_rate"] = float(self.model.optimizer.learning_rate.numpy())
+
+
+@contextlib.contextmanager
+def averaged_weights(model: keras.Model):
+    """Within the block, ``model`` holds its optimizer's moving average of its weights.
+
+    Without a moving average (``use_ema``), or before the optimizer has one, the
+    weights are left as they are. The trained weights are put back on leaving.
+    """
+    optimizer = getattr(model, "optimizer", None)  # None: never compiled
+    if not (getattr(optimizer, "use_ema", False) and optimizer.built):
+        yield
+        return
+    trained = [variable.numpy() for variable in model.trainable_variables]
+    optimizer.finalize_variable_values(model.trainable_variables)
+    try:
+        yield
+    finally:
+        for variable, value in zip(model.trainable_variables, trained, strict=True):
+            variable.assign(value)
 
 
 class BestEpochTracker(keras.callbacks.Callback):
@@ -80,6 +101,12 @@ class BestEpochTracker(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {} if logs is None else logs
+        # With a moving average of the weights, the average is what fit returns, so it
+        # is what is scored and kept.
+        with averaged_weights(self.model):
+            self._score_and_keep(epoch, logs)
+
+    def _score_and_keep(self, epoch: int, logs: dict) -> None:
         if self.validation is not None:
             # Validation here rather than through Keras' validation_data: the running
             # batch-norm statistics lag behind the weights, which makes the network
