@@ -220,6 +220,32 @@ def build_callbacks(clf, data: TrainingData, y, groups, initial_epoch: int):
     return tracker, callbacks, initial_epoch
 
 
+def train(clf, X, y, sample_weight, groups, epochs: int, initial_epoch: int) -> dict:
+    """Hold out the validation part, train ``clf.model_`` and finish it.
+
+    Returns the fitted attributes this sets: ``training_groups_``,
+    ``validation_groups_``, ``history_`` and ``best_epoch_``.
+    """
+    data = split(clf, X, y, sample_weight, groups)
+    tracker, callbacks, initial_epoch = build_callbacks(clf, data, y, groups, initial_epoch)
+    interrupted = run(clf, data, callbacks, epochs, initial_epoch)
+    best_epoch = finish(clf, tracker, data.X, interrupted)
+    return {
+        "training_groups_": data.training_groups,
+        "validation_groups_": data.validation_groups,
+        "history_": tracker.history,
+        "best_epoch_": best_epoch,
+    }
+
+
+def build_optimizer(clf) -> keras.optimizers.Optimizer:
+    """The optimizer of ``clf``, keeping a moving average of the weights if asked."""
+    # The average's momentum depends on the batches per epoch, known only once the
+    # validation part is held out: run sets it before training.
+    averaging = {"use_ema": True} if clf.weight_averaging else {}
+    return OPTIMIZERS[clf.optimizer](learning_rate=clf.learning_rate, **averaging)
+
+
 def averaging_momentum(span_epochs: float, batches_per_epoch: int) -> float:
     """Momentum of a moving average over about ``span_epochs`` epochs of batches."""
     return max(0.0, 1.0 - 1.0 / (span_epochs * batches_per_epoch))

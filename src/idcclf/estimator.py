@@ -100,12 +100,9 @@ batch_norm, separable, dense_units
         Label smoothing of the cross-entropy loss, in [0, 1): the target of each patch
         becomes ``1 - label_smoothing`` for its class, the rest shared by the others.
     weight_averaging : float, default=0.0
-        Keep an exponential moving average of the trained weights over about this many
-        epochs (its momentum is ``1 - 1 / (weight_averaging * batches per epoch)``)
-        and end with the averaged weights rather than the last ones; per-epoch
-        validation and early stopping score the averaged weights too. 0 turns it off.
-        An average smooths out the last batches' noise, much as an ensemble of nearby
-        models does, at no cost in epochs (``docs/estimator.md``).
+        End with a moving average of the weights over about this many last epochs
+        instead of the last weights; per-epoch validation and early stopping score
+        the average too. 0 turns it off (``docs/estimator.md``).
     test_time_augmentation : bool, default=False
         Average the predicted probabilities over the flips and quarter turns of each
         patch (8 views of a square patch, 4 flips otherwise), at 8 (or 4) times the
@@ -360,11 +357,8 @@ batch_norm, separable, dense_units
         if self.augment:
             x = build_augmentation(shape, seed=seed)(x)
         model = keras.Model(inputs, network(x), name="idc_classifier")
-        # The average's momentum depends on the batches per epoch, known only once the
-        # validation part is held out: _training.run sets it before training.
-        averaging = {"use_ema": True} if self.weight_averaging else {}
         model.compile(
-            optimizer=OPTIMIZERS[self.optimizer](learning_rate=self.learning_rate, **averaging),
+            optimizer=_training.build_optimizer(self),
             loss=training_loss(self.label_smoothing),
             metrics=["accuracy"],
         )
@@ -387,15 +381,8 @@ batch_norm, separable, dense_units
     ) -> None:
         """scikeras' training step: hold out the validation part, train, finish the model."""
         self.input_range_ = _inputs.value_range(X)
-        data = _training.split(self, X, y, sample_weight, groups)
-        self.training_groups_ = data.training_groups
-        self.validation_groups_ = data.validation_groups
-        tracker, callbacks, initial_epoch = _training.build_callbacks(
-            self, data, y, groups, initial_epoch
-        )
-        interrupted = _training.run(self, data, callbacks, epochs, initial_epoch)
-        self.history_ = tracker.history
-        self.best_epoch_ = _training.finish(self, tracker, data.X, interrupted)
+        fitted = _training.train(self, X, y, sample_weight, groups, epochs, initial_epoch)
+        vars(self).update(fitted)
 
     # -- prediction -----------------------------------------------------------------
 
