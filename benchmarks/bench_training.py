@@ -374,7 +374,9 @@ def main() -> int:
     if args.out is not None:
         settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
         record = {"args": settings, "runs": results, "recalibration_seconds": recal_seconds}
-        args.out.write_text(json.dumps(record, indent=1) + "\n")
+        from idcclf._io import atomic_write_text
+
+        atomic_write_text(args.out, json.dumps(record, indent=1) + "\n")
 
     clf = fitted[IDC_AUG]
     data = bunch.data[: min(len(bunch.data), 8192)]

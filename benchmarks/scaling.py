@@ -166,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     ))  # fmt: skip
 
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
+        from idcclf._io import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(rows, indent=1))
     if args.plot:
         import matplotlib
 
