@@ -20,8 +20,9 @@ in ``../shared/data/idc-partial`` (``--partial``), and picks
   each shape in turn, so every shape is kept) come first in their class, then 50x50
   ones in seeded pseudo-random order.
 
-It copies the PNG files byte for byte (never re-encoded) into the same layout,
-replacing the previous sample, then writes its README.md.
+It copies the PNG files byte for byte (never re-encoded) into the same layout and
+writes its README.md, in a folder beside the destination that replaces the previous
+sample only once complete: a failed run leaves the previous sample as it was.
 
 The pseudo-random order ranks names by ``sha256(f"{seed}:{name}")``, which depends on
 nothing but the seed and the names, so the same sources give the same sample on any
@@ -36,6 +37,7 @@ import json
 import shutil
 import struct
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -195,10 +197,45 @@ def main(argv: list[str] | None = None) -> int:
     n1 = allocate_positives(avail, args.per_patient, args.positive_share)
 
     dest: Path = args.dest.resolve()
-    dest.mkdir(parents=True, exist_ok=True)
-    for old in dest.iterdir():  # replace the previous sample (only what this script creates)
-        if old.is_dir():
-            shutil.rmtree(old)
+    foreign = not_a_sample(dest)
+    if foreign:
+        print(f"{dest} holds more than a sample ({foreign}); not replacing it", file=sys.stderr)
+        return 1
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # Build beside dest and swap it in only when complete, so a failure (too big, a bad
+    # source file) leaves the previous sample as it was.
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.new-", dir=dest.parent))
+    staging.chmod(0o755)  # mkdtemp's 0700 would otherwise become the sample folder's mode
+    try:
+        rows, total_bytes, du_bytes = build(staging, files, source, avail, n1, roots, args)
+        if total_bytes > HARD_LIMIT_BYTES:
+            print(f"sample too big: {total_bytes} bytes > {HARD_LIMIT_BYTES}", file=sys.stderr)
+            return 1
+        cmd = " ".join(["python tools/make_sample.py", *(argv or [])])
+        readme = render_readme(rows, args, total_bytes, du_bytes, cmd)
+        (staging / "README.md").write_text(readme, encoding="utf-8")
+        replace_dir(staging, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    n0 = sum(r["n"]["0"] for r in rows)
+    n1_total = sum(r["n"]["1"] for r in rows)
+    print(f"wrote {n0 + n1_total} patches of {len(rows)} patients to {dest}")
+    n_odd_total = sum(len(r["odd"]) for r in rows)
+    print(f"class 0: {n0}, class 1: {n1_total}, smaller than 50x50: {n_odd_total}")
+    print(f"{total_bytes:,} bytes of PNG data, {du_bytes:,} bytes on disk")
+    return 0
+
+
+def build(
+    out: Path,
+    files: dict[str, Files],
+    source: dict[str, str],
+    avail: dict[str, tuple[int, int]],
+    n1: dict[str, int],
+    roots: dict[str, Path],
+    args: argparse.Namespace,
+) -> tuple[list[dict], int, int]:
+    """Copy the picked patches into ``out``: (README rows, PNG bytes, bytes on disk)."""
     rows, copied = [], []
     seen_by_shipped_model = shipped_model_patients()
     for p in sorted(files, key=int):
@@ -206,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         picked = pick(files[p], n, args.max_odd, args.seed)
         sizes = {name: size for c in "01" for name, size in files[p][c]}
         for c in "01":
-            out_dir = dest / p / c
+            out_dir = out / p / c
             out_dir.mkdir(parents=True, exist_ok=True)
             for name in sorted(picked[c]):
                 shutil.copyfile(roots[source[p]] / p / c / name, out_dir / name)  # byte for byte
@@ -217,21 +254,36 @@ def main(argv: list[str] | None = None) -> int:
             {"patient": p, "source": source[p], "n": n, "avail": avail[p], "odd": odd_sizes,
              "all_odd": n_odd(files[p]), "shipped_trained": trained}
         )  # fmt: skip
+    return rows, sum(f.stat().st_size for f in copied), disk_usage(copied)
 
-    total_bytes = sum(f.stat().st_size for f in copied)
-    if total_bytes > HARD_LIMIT_BYTES:
-        print(f"sample too big: {total_bytes} bytes > {HARD_LIMIT_BYTES}", file=sys.stderr)
-        return 1
-    cmd = " ".join(["python tools/make_sample.py", *(argv or [])])
-    readme = render_readme(rows, args, total_bytes, disk_usage(copied), cmd)
-    (dest / "README.md").write_text(readme, encoding="utf-8")
-    n0 = sum(r["n"]["0"] for r in rows)
-    n1_total = sum(r["n"]["1"] for r in rows)
-    print(f"wrote {n0 + n1_total} patches of {len(rows)} patients to {dest}")
-    n_odd_total = sum(len(r["odd"]) for r in rows)
-    print(f"class 0: {n0}, class 1: {n1_total}, smaller than 50x50: {n_odd_total}")
-    print(f"{total_bytes:,} bytes of PNG data, {disk_usage(copied):,} bytes on disk")
-    return 0
+
+def not_a_sample(dest: Path) -> str | None:
+    """The first entry of ``dest`` that this script would not have written, if any."""
+    if not dest.exists():
+        return None
+    if not dest.is_dir():
+        return "not a folder"
+    for entry in sorted(dest.iterdir()):
+        if not (entry.name == "README.md" or (entry.is_dir() and entry.name.isdigit())):
+            return entry.name
+    return None
+
+
+def replace_dir(new: Path, dest: Path) -> None:
+    """Put the directory ``new`` in place of ``dest`` (which may not exist yet)."""
+    if not dest.exists():
+        new.rename(dest)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+    dest.rename(old / dest.name)
+    try:
+        new.rename(dest)
+    except OSError:
+        (old / dest.name).rename(dest)
+        raise
+    finally:
+        if dest.exists():
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def render_readme(
