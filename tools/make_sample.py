@@ -22,7 +22,8 @@ in ``../shared/data/idc-partial`` (``--partial``), and picks
 
 It copies the PNG files byte for byte (never re-encoded) into the same layout and
 writes its README.md, in a folder beside the destination that replaces the previous
-sample only once complete: a failed run leaves the previous sample as it was.
+sample only once complete: a failed run leaves the previous sample as it was. A
+destination that holds anything but patient folders and a README.md is refused.
 
 The pseudo-random order ranks names by ``sha256(f"{seed}:{name}")``, which depends on
 nothing but the seed and the names, so the same sources give the same sample on any
