@@ -1,12 +1,10 @@
 """tools/make_sample.py: the sample is built aside and replaces the previous one whole."""
 
 import importlib.util
-import shutil
 from pathlib import Path
 
 import pytest
-
-from idcclf.datasets import sample_path
+from _trees import make_sample_tree
 
 TOOL = Path(__file__).resolve().parents[1] / "tools" / "make_sample.py"
 
@@ -22,16 +20,12 @@ def make_sample():
 @pytest.fixture
 def roots(tmp_path):
     """Two roots of real patches: three patients each, none in both."""
-    patients = sorted(p.name for p in sample_path().iterdir() if p.is_dir())[:6]
-    out = {"complete": tmp_path / "complete", "partial": tmp_path / "partial"}
-    for i, patient in enumerate(patients):
-        root = out["complete" if i < 3 else "partial"]
-        for label in "01":
-            folder = root / patient / label
-            folder.mkdir(parents=True)
-            for path in sorted((sample_path() / patient / label).glob("*.png"))[:4]:
-                shutil.copy2(path, folder / path.name)
-    return out
+    complete = make_sample_tree(tmp_path / "complete", n_patients=6, per_class=4)
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for patient in sorted(p.name for p in complete.iterdir())[3:]:
+        (complete / patient).rename(partial / patient)
+    return {"complete": complete, "partial": partial}
 
 
 def run(make_sample, roots, dest, *extra):
