@@ -38,9 +38,10 @@ import json
 import shutil
 import struct
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
+
+from idcclf._io import replace_dir, staging_dir
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_COMPLETE = REPO.parent / "shared" / "data" / "idc"
@@ -205,8 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     dest.parent.mkdir(parents=True, exist_ok=True)
     # Build beside dest and swap it in only when complete, so a failure (too big, a bad
     # source file) leaves the previous sample as it was.
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.new-", dir=dest.parent))
-    staging.chmod(0o755)  # mkdtemp's 0700 would otherwise become the sample folder's mode
+    staging = staging_dir(dest)
     try:
         rows, total_bytes, du_bytes = build(staging, files, source, avail, n1, roots, args)
         if total_bytes > HARD_LIMIT_BYTES:
@@ -268,23 +268,6 @@ def not_a_sample(dest: Path) -> str | None:
         if not (entry.name == "README.md" or (entry.is_dir() and entry.name.isdigit())):
             return entry.name
     return None
-
-
-def replace_dir(new: Path, dest: Path) -> None:
-    """Put the directory ``new`` in place of ``dest`` (which may not exist yet)."""
-    if not dest.exists():
-        new.rename(dest)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
-    dest.rename(old / dest.name)
-    try:
-        new.rename(dest)
-    except OSError:
-        (old / dest.name).rename(dest)
-        raise
-    finally:
-        if dest.exists():
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def render_readme(

@@ -1,9 +1,10 @@
-"""Atomic file writing: write to a temporary file beside the target, then rename."""
+"""Atomic writing: write to a temporary file or folder beside the target, then rename."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,3 +54,43 @@ def atomic_dump(obj, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         joblib.dump(obj, tmp)
     return Path(path)
+
+
+def staging_dir(dest: str | Path) -> Path:
+    """A new empty folder beside ``dest``, to be renamed onto it by :func:`replace_dir`.
+
+    It is created with the mode a plain ``mkdir`` would give (``mkdtemp`` makes it
+    private, and the mode survives the rename).
+    """
+    dest = Path(dest)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.new-", dir=dest.parent))
+    staging.chmod(0o777 & ~_umask())
+    return staging
+
+
+def replace_dir(new: str | Path, dest: str | Path) -> None:
+    """Rename the folder ``new`` onto ``dest``, which may be absent, a folder or a link.
+
+    ``new`` must be on the file system of ``dest`` (e.g. from :func:`staging_dir`).
+    An existing ``dest`` is first moved aside and deleted only once ``new`` is in its
+    place; if that rename fails, the old ``dest`` is put back, so a failure never
+    leaves ``dest`` missing.
+    """
+    new, dest = Path(new), Path(dest)
+    if not (dest.exists() or dest.is_symlink()):
+        new.rename(dest)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+    try:
+        dest.rename(aside / dest.name)
+    except OSError:
+        aside.rmdir()
+        raise
+    try:
+        new.rename(dest)
+    except OSError:
+        # Should putting it back fail too, the old folder stays in ``aside``, not lost.
+        (aside / dest.name).rename(dest)
+        aside.rmdir()
+        raise
+    shutil.rmtree(aside, ignore_errors=True)

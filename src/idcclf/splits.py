@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
 
+from ._io import replace_dir
+
 SPLIT_NAMES = ("train", "val", "test")
 #: Folder of each part written by :func:`materialize_split`, as in the tutorial.
 SPLIT_FOLDERS = {"train": "training", "val": "validation", "test": "testing"}
@@ -351,14 +353,12 @@ def materialize_split(
                 patients=sorted(np.unique(tree.groups[index]).tolist()),
                 counts={label: int(np.sum(tree.target[index] == label)) for label in (0, 1)},
             )
-        old = staging / ".replaced"
-        old.mkdir()
         for name in SPLIT_NAMES:
             target = dst / SPLIT_FOLDERS[name]
-            if target.exists() or target.is_symlink():
-                target.rename(old / SPLIT_FOLDERS[name])
+            existed = target.exists() or target.is_symlink()
+            replace_dir(staging / SPLIT_FOLDERS[name], target)
+            if existed:
                 replaced.append(target)
-            (staging / SPLIT_FOLDERS[name]).rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return Bunch(parts=parts, replaced=replaced, n_files=len(tree.paths), linked=link)
