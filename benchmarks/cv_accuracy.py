@@ -42,8 +42,10 @@ patients and the class balance stay as they are), for quicker, indicative compar
 (a learning curve; the subsets grow nested with N, and the test patients do not
 change). ``--max-folds K`` runs the first K folds only; ``--fold K`` (repeatable) runs
 fold K only, with the same training and test patients as in the full run. ``--table
-RESULT.json`` prints a finished (or partial) result as a Markdown table and runs
-nothing.
+RESULT.json [PART.json ...]`` prints a finished (or partial) result as a Markdown table
+and runs nothing; given the parts of one run made in several goes (``--max-folds 4``,
+then ``--fold 5``), it joins their folds, refusing parts whose settings differ or that
+share a fold.
 
 Besides the figures at the default 0.5 threshold, each fold also reports balanced
 accuracy at a threshold chosen on the fold's validation patients (the estimator's
@@ -283,6 +285,29 @@ def summarize(folds) -> dict:
     }
 
 
+def joined_record(records: list[tuple[Path, dict]]) -> dict:
+    """The parts of one run, made in several goes, as one record of all their folds."""
+    ignored = ("command", "folds", "summary")
+    first_path, first = records[0]
+    settings = {key: value for key, value in first.items() if key not in ignored}
+    folds: dict[int, tuple[Path, dict]] = {}
+    for path, record in records:
+        for key in sorted(set(settings) | (set(record) - set(ignored))):
+            if record.get(key) != settings.get(key):
+                raise ValueError(
+                    f"{path} and {first_path} differ in {key} ({record.get(key)!r} against "
+                    f"{settings.get(key)!r}): not parts of one run"
+                )
+        for fold in record["folds"]:
+            if fold["fold"] in folds:
+                raise ValueError(
+                    f"fold {fold['fold']} is in both {folds[fold['fold']][0]} and {path}"
+                )
+            folds[fold["fold"]] = (path, fold)
+    joined = [folds[k][1] for k in sorted(folds)]
+    return {**settings, "folds": joined, "summary": summarize(joined)}
+
+
 def fold_table(record: dict) -> str:
     """A cv_accuracy.py result as a Markdown table: one row per fold, then mean +/- std."""
     shown = ("balanced_accuracy", "sensitivity", "specificity", "f1", "roc_auc", "pr_auc")
@@ -359,7 +384,12 @@ def parse_args(argv=None):
         help="also save every test patch's fold, patient, coordinates, label and probability",
     )
     parser.add_argument(
-        "--table", type=Path, default=None, help="print that result as a table, run nothing"
+        "--table",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="RESULT.json",
+        help="print that result (or the joined parts of one run) as a table, run nothing",
     )
     args = parser.parse_args(argv)
     if args.table:
@@ -398,7 +428,13 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.table:
-        print(fold_table(json.loads(args.table.read_text())))
+        records = [(path, json.loads(path.read_text())) for path in args.table]
+        try:
+            record = joined_record(records) if len(records) > 1 else records[0][1]
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        print(fold_table(record))
         return 0
     from sklearn.model_selection import StratifiedGroupKFold
 

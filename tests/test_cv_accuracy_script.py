@@ -249,3 +249,56 @@ def test_bad_options_are_named(args, message):
     )
     assert done.returncode == 2
     assert message in done.stderr
+
+
+def _record(first_seed, scores):
+    """A result of hand-made folds: ``scores`` maps each fold to its balanced accuracy."""
+    script = load_script()
+    folds = [
+        {
+            "fold": k,
+            "test_patients": ["p"] * k,
+            "n_samples": 100 * k,
+            "seconds": 10.0 * k,
+            **dict.fromkeys(script.METRICS, score),
+        }
+        for k, score in scores.items()
+    ]
+    command = f"cv_accuracy.py --fold {' --fold '.join(map(str, scores))}"
+    return {"epochs": 6, "first_seed": first_seed, "folds": folds, "command": command}
+
+
+def test_table_joins_the_parts_of_one_run_and_refuses_others(tmp_path):
+    parts = {
+        "first.json": _record(1, {1: 0.8, 2: 0.9}),
+        "last.json": _record(1, {3: 0.7}),
+        "other_seed.json": _record(2, {3: 0.7}),
+        "again.json": _record(1, {2: 0.6}),
+    }
+    for name, record in parts.items():
+        (tmp_path / name).write_text(json.dumps(record))
+
+    def table(*names):
+        args = [str(tmp_path / name) for name in names]
+        return subprocess.run(
+            [sys.executable, str(SCRIPT), "--table", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    joined = table("last.json", "first.json")
+    assert joined.returncode == 0, joined.stderr[-2000:]
+    rows = [line.split(" | ")[0] for line in joined.stdout.splitlines()[2:]]
+    assert rows == ["| 1", "| 2", "| 3", "| mean ± std"]
+    assert f"| mean ± std | | | {0.8:.3f} ± {np.std([0.8, 0.9, 0.7]):.3f} |" in joined.stdout
+
+    refused = table("first.json", "other_seed.json")
+    assert refused.returncode == 2
+    assert "differ in first_seed (2 against 1): not parts of one run" in refused.stderr
+
+    refused = table("first.json", "again.json")
+    assert refused.returncode == 2
+    assert f"fold 2 is in both {tmp_path / 'first.json'} and {tmp_path / 'again.json'}" in (
+        refused.stderr
+    )
