@@ -73,8 +73,8 @@ def replace_dir(new: str | Path, dest: str | Path) -> None:
 
     ``new`` must be on the file system of ``dest`` (e.g. from :func:`staging_dir`).
     An existing ``dest`` is first moved aside and deleted only once ``new`` is in its
-    place; if that rename fails, the old ``dest`` is put back, so a failure never
-    leaves ``dest`` missing.
+    place. If that rename fails, the old ``dest`` is put back (or, should that fail
+    too, left in the hidden ``.<name>.old-*`` folder beside it, never deleted).
     """
     new, dest = Path(new), Path(dest)
     if not (dest.exists() or dest.is_symlink()):
