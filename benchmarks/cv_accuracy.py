@@ -303,6 +303,15 @@ def joined_record(records: list[tuple[Path, dict]]) -> dict:
                 raise ValueError(
                     f"fold {fold['fold']} is in both {folds[fold['fold']][0]} and {path}"
                 )
+            if folds:
+                other_path, other = next(iter(folds.values()))
+                if set(fold) != set(other):
+                    # Options that leave no setting behind (--no-tta) still change
+                    # the figures each fold holds.
+                    raise ValueError(
+                        f"fold {fold['fold']} of {path} and fold {other['fold']} of "
+                        f"{other_path} hold different figures: not parts of one run"
+                    )
             folds[fold["fold"]] = (path, fold)
     joined = [folds[k][1] for k in sorted(folds)]
     return {**settings, "folds": joined, "summary": summarize(joined)}

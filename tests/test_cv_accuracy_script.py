@@ -274,7 +274,9 @@ def test_table_joins_the_parts_of_one_run_and_refuses_others(tmp_path):
         "last.json": _record(1, {3: 0.7}),
         "other_seed.json": _record(2, {3: 0.7}),
         "again.json": _record(1, {2: 0.6}),
+        "with_tta.json": _record(1, {3: 0.7}),
     }
+    parts["with_tta.json"]["folds"][0]["balanced_accuracy_tta"] = 0.75
     for name, record in parts.items():
         (tmp_path / name).write_text(json.dumps(record))
 
@@ -296,6 +298,11 @@ def test_table_joins_the_parts_of_one_run_and_refuses_others(tmp_path):
     refused = table("first.json", "other_seed.json")
     assert refused.returncode == 2
     assert "differ in first_seed (2 against 1): not parts of one run" in refused.stderr
+
+    refused = table("first.json", "with_tta.json")
+    assert refused.returncode == 2
+    assert f"fold 3 of {tmp_path / 'with_tta.json'} and fold 1 of" in refused.stderr
+    assert "hold different figures: not parts of one run" in refused.stderr
 
     refused = table("first.json", "again.json")
     assert refused.returncode == 2
