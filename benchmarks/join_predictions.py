@@ -19,6 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cv_accuracy import save_predictions  # noqa: E402
+
 
 def join(paths: list[Path]) -> dict[str, np.ndarray]:
     """The arrays of every file, concatenated in the given order and sorted by fold."""
@@ -66,10 +69,7 @@ def main(argv=None) -> int:
         joined = join(args.parts)
     except ValueError as exc:
         parser.exit(2, f"{exc}\n")
-    from idcclf._io import atomic_path
-
-    with atomic_path(args.out) as tmp, open(tmp, "wb") as handle:
-        np.savez_compressed(handle, **joined)
+    save_predictions(args.out, [joined])
     folds = ", ".join(map(str, np.unique(joined["fold"]).tolist()))
     n_patients = len(np.unique(joined["patient"]))
     print(f"wrote {args.out}: folds {folds}, {n_patients} patients, {len(joined['fold'])} patches")
