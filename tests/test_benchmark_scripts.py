@@ -145,3 +145,35 @@ def test_epoch_modes_refuses_bad_arguments():
     for argv in (["--epochs", "2"], ["--factor", "1"], ["--n", "8"]):
         with pytest.raises(SystemExit):
             epoch_modes.parse_args(argv)
+
+
+def test_bn_samples_scores_each_subset_size_against_all_the_patches(tmp_path):
+    out = tmp_path / "bn_samples.json"
+    stdout = run_script(
+        "bn_samples.py", "--data", str(sample_path()), "--train-patients", "4",
+        "--val-patients", "3", "--epochs", "1", "--seeds", "0", "--sizes", "16", "64",
+        "--draws", "2", "--set", "filters=(4, 8, 8)", "--set", "dense_units=8",
+        "--out", str(out),
+    )  # fmt: skip
+    record = json.loads(out.read_text())
+    assert [(row["size"], row["draw"]) for row in record["rows"]] == [
+        ("all", None), (16, 0), (16, 1), (64, 0), (64, 1),
+    ]  # fmt: skip
+    reference, *subsets = record["rows"]
+    assert reference["patches"] == record["config"]["training_patches"]
+    assert [row["patches"] for row in subsets] == [16, 16, 64, 64]
+    for row in subsets:
+        assert row["delta_balanced_accuracy"] == pytest.approx(
+            row["balanced_accuracy"] - reference["balanced_accuracy"]
+        )
+    assert set(record["summary"]) == {"all", "16", "64"}
+    assert "per size, over seeds and draws" in stdout
+
+
+def test_bn_samples_refuses_the_settings_it_makes_itself():
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bn_samples.py"), "--set", "recalibrate_batch_norm=True"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "recalibrate_batch_norm" in done.stderr

@@ -129,3 +129,21 @@ def test_a_fit_prints_nothing_from_tensorflow_per_epoch():
         re.sub(r"^[IWEF]\d{4} [\d:.]+\s+\d+ |0x[0-9a-f]+", "", line) for line in during.splitlines()
     ]
     assert all(count < epochs for count in Counter(lines).values()), during
+
+
+def test_fit_re_estimates_batch_norm_on_a_subset_of_the_training_part(tiny_sample, monkeypatch):
+    from _tiny import TINY_FIT
+
+    from idcclf import IDCClassifier, _training
+
+    X, y, groups = tiny_sample
+    seen = []
+    monkeypatch.setattr(_training, "RECALIBRATION_SAMPLES", 50)
+    monkeypatch.setattr(_training, "recalibrate_batch_norm", lambda model, X: seen.append(X))
+    clf = IDCClassifier(**{**TINY_FIT, "validation_fraction": 0.3}).fit(X, y, groups=groups)
+    (subset,) = seen  # the one after training (each epoch's goes through idcclf.callbacks)
+    assert subset.shape == (50, *X.shape[1:])
+    rows = {row.tobytes(): patient for row, patient in zip(X, groups, strict=True)}
+    patients = {rows[row.tobytes()] for row in subset}
+    assert patients <= set(clf.training_groups_)
+    assert patients.isdisjoint(clf.validation_groups_)

@@ -52,8 +52,10 @@ LR_SCHEDULES = {
 }
 #: Schedules set before every batch, at the fraction of the epoch done; the others per epoch.
 PER_BATCH_SCHEDULES = frozenset({"one_cycle"})
-#: Training patches used to re-estimate batch-normalization statistics after fit.
-RECALIBRATION_SAMPLES = 4096
+#: Training patches used to re-estimate batch-normalization statistics after fit. Its
+#: time grows with them; on unseen patients 2,048 scored as well as 4,096 or all the
+#: training patches (``benchmarks/bn_samples.py``, docs/benchmarks.md) in half the time.
+RECALIBRATION_SAMPLES = 2048
 #: The same, before each epoch's validation: enough for stable statistics, cheap per epoch.
 EPOCH_RECALIBRATION_SAMPLES = 1024
 #: Settings that only change prediction (or where files go): a checkpoint ignores them.
