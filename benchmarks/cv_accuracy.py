@@ -402,6 +402,9 @@ def parse_args(argv=None):
     )
     args = parser.parse_args(argv)
     if args.table:
+        for path in args.table:
+            if not path.is_file():
+                parser.error(f"--table {path}: no such file")
         return args
     if args.seeds < 1:
         parser.error(f"--seeds must be at least 1, got {args.seeds}")
@@ -434,11 +437,22 @@ def parse_args(argv=None):
     return args
 
 
+def read_result(path: Path) -> dict:
+    """A result file of this script; ValueError naming the file if it is not one."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a cv_accuracy.py result (not JSON: {exc})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("folds"), list):
+        raise ValueError(f"{path}: not a cv_accuracy.py result (no list of folds)")
+    return record
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.table:
-        records = [(path, json.loads(path.read_text())) for path in args.table]
         try:
+            records = [(path, read_result(path)) for path in args.table]
             record = joined_record(records) if len(records) > 1 else records[0][1]
         except ValueError as exc:
             print(exc, file=sys.stderr)

@@ -309,3 +309,22 @@ def test_table_joins_the_parts_of_one_run_and_refuses_others(tmp_path):
     assert f"fold 2 is in both {tmp_path / 'first.json'} and {tmp_path / 'again.json'}" in (
         refused.stderr
     )
+
+
+def test_table_names_a_missing_or_foreign_file(tmp_path):
+    (tmp_path / "notes.json").write_text('["a list, not a result"]')
+    (tmp_path / "broken.json").write_text("{")
+    for name, message in [
+        ("absent.json", "absent.json: no such file"),
+        ("notes.json", "notes.json: not a cv_accuracy.py result (no list of folds)"),
+        ("broken.json", "broken.json: not a cv_accuracy.py result (not JSON"),
+    ]:
+        done = subprocess.run(
+            [sys.executable, str(SCRIPT), "--table", str(tmp_path / name)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 2
+        assert message in done.stderr
+        assert "Traceback" not in done.stderr
