@@ -79,8 +79,9 @@ def evaluate(model: keras.Model, X: np.ndarray, y: np.ndarray) -> dict[str, floa
 
 #: Memory for an activation that batch-norm re-estimation keeps between layers (see
 #: :func:`recalibrate_batch_norm`): enough for CancerNet's block-2 output (12 x 12 x 64
-#: floats a patch, 151 MB) on 4,096 patches, twice the number re-estimated after a fit.
-#: Up to twice this is held while the next kept activation is computed from the last.
+#: floats a patch, 151 MB) on 4,096 patches, and on the 2,048 re-estimated after a fit
+#: also for the block-1 output (24 x 24 x 32 floats, 151 MB). Up to twice this is held
+#: while the next kept activation is computed from the last.
 RECALIBRATION_CACHE_BYTES = 192 * 2**20
 
 

@@ -52,9 +52,10 @@ LR_SCHEDULES = {
 }
 #: Schedules set before every batch, at the fraction of the epoch done; the others per epoch.
 PER_BATCH_SCHEDULES = frozenset({"one_cycle"})
-#: Training patches used to re-estimate batch-normalization statistics after fit. Its
-#: time grows with them; on unseen patients 2,048 scored as well as 4,096 or all the
-#: training patches (``benchmarks/bn_samples.py``, docs/benchmarks.md) in half the time.
+#: Training patches used to re-estimate batch-normalization statistics after fit. The
+#: re-estimation's time grows with them; on unseen patients 2,048 scored as well as
+#: 4,096 or all the training patches (``benchmarks/bn_samples.py``, docs/benchmarks.md)
+#: in less than half the time of 4,096.
 RECALIBRATION_SAMPLES = 2048
 #: The same, before each epoch's validation: enough for stable statistics, cheap per epoch.
 EPOCH_RECALIBRATION_SAMPLES = 1024
