@@ -40,6 +40,7 @@ def check_params(params: dict) -> None:
         "label_smoothing": _is_real(params["label_smoothing"], 0.0, 1.0),
         "weight_averaging": _is_real(params["weight_averaging"], 0.0, math.inf),
         "undersample": isinstance(params["undersample"], (bool, np.bool_)),
+        "normalize_stains": isinstance(params["normalize_stains"], (bool, np.bool_)),
         "input_range_check": params["input_range_check"] in ("error", "warn"),
     }
     for param, ok in checks.items():

@@ -192,16 +192,21 @@ def _check_model(model):
 def _score_patient(
     model, patient: str, folder: Path, batch_size: int, size_policy: str, n_jobs: int | None
 ) -> PatientPrediction:
-    """Predict one patient folder, decoding ``batch_size`` patches at a time."""
+    """Predict one patient folder, decoding ``batch_size`` patches at a time.
+
+    A model that normalizes stains measures them over all of the patient's patches,
+    so it gets the whole patient at once.
+    """
     from .datasets import load_patches
 
     files, labels = _patient_files(folder)
+    whole_patient = bool(getattr(model, "normalize_stains", False))
+    step = max(len(files), 1) if whole_patient else batch_size
     probas = []
-    for start in range(0, len(files), batch_size):
-        chunk = load_patches(
-            files[start : start + batch_size], size_policy=size_policy, n_jobs=n_jobs
-        )
-        probas.append(np.asarray(model.predict_proba(chunk)))
+    for start in range(0, len(files), step):
+        chunk = load_patches(files[start : start + step], size_policy=size_policy, n_jobs=n_jobs)
+        patients = {"groups": np.full(len(chunk), patient)} if whole_patient else {}
+        probas.append(np.asarray(model.predict_proba(chunk, **patients)))
     n_classes = len(getattr(model, "classes_", (0, 1)))
     proba = np.concatenate(probas) if probas else np.empty((0, n_classes), np.float32)
     return PatientPrediction(
@@ -369,7 +374,10 @@ def predict_patients(
     batch_size : int, default=512
         Patches a task decodes and predicts at once: the memory of a task is about
         ``batch_size * 7,500`` bytes of pixels plus the network's activations,
-        whatever the patient's size.
+        whatever the patient's size. A model with ``normalize_stains=True`` measures
+        each patient's stains over all of its patches, so it is given a whole patient
+        at once: its memory follows the largest patient (about 7,500 bytes a patch),
+        still not the archive's size.
     out : str, path-like or None, default=None
         Folder where each patient's result is also written, atomically, as
         ``<out>/<patient>.csv`` (``filename,x,y,label,probability``) as soon as it

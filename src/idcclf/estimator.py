@@ -21,6 +21,7 @@ import numpy as np
 import scikeras  # noqa: F401  (registers pickling support for Keras models)
 from scikeras.wrappers import KerasClassifier
 from sklearn.base import BaseEstimator
+from sklearn.metrics import accuracy_score
 from sklearn.utils._tags import ClassifierTags
 from sklearn.utils.validation import (
     _check_feature_names,
@@ -72,6 +73,17 @@ batch_norm, separable, dense_units
     stain_jitter : float, default=0.0
         Strength of random H&E stain jitter in training (:mod:`idcclf.stain`); 0
         turns it off, 0.05 is the usual "light" setting.
+    normalize_stains : bool, default=False
+        Redraw every patient's patches with reference H&E stains
+        (:func:`idcclf.normalize_stains`, Macenko's method) before the network sees
+        them, in training and in prediction. The stains are measured per patient, so
+        :meth:`fit` then needs ``groups``, and :meth:`predict_proba`, :meth:`predict`
+        and :meth:`score` need ``groups`` too, with all of a patient's patches (or a
+        representative share) in one call; without them they raise a ValueError.
+        ``idcclf predict``, ``evaluate``, ``heatmap`` and
+        :func:`idcclf.predict_patients` pass the patients themselves; scikit-learn's
+        scorers cannot, so cross-validate on ``normalize_stains(X, groups)`` with this
+        left False (``docs/estimator.md``).
     optimizer : {'adagrad', 'adam', 'sgd', 'rmsprop'}, default='adagrad'
         Optimizer; the tutorial uses Adagrad.
     learning_rate : float, default=1e-2
@@ -121,7 +133,7 @@ batch_norm, separable, dense_units
         Patience of early stopping, in epochs.
     recalibrate_batch_norm : bool, default=True
         After training (and before each epoch's validation), re-estimate the
-        batch-norm statistics exactly on up to 4,096 (1,024) training patches: Keras'
+        batch-norm statistics exactly on up to 2,048 (1,024) training patches: Keras'
         running values lag behind the weights on small data (``docs/estimator.md``).
     random_state : int, RandomState or None, default=None
         Seed for weights, augmentation, dropout, shuffling and the validation split.
@@ -185,7 +197,13 @@ batch_norm, separable, dense_units
     shuffle = True
     run_eagerly = False
 
+    # With metadata routing on, routed groups reach prediction and score too (used by
+    # normalize_stains, ignored otherwise); a method that takes groups without saying
+    # whether it wants them would make routing refuse them.
     __metadata_request__fit = {"groups": True}
+    __metadata_request__predict = {"groups": True}
+    __metadata_request__predict_proba = {"groups": True}
+    __metadata_request__score = {"groups": True}
 
     def __init__(
         self,
@@ -202,6 +220,7 @@ batch_norm, separable, dense_units
         rescale: float | None = 1.0 / 255.0,
         augment: bool = True,
         stain_jitter: float = 0.0,
+        normalize_stains: bool = False,
         optimizer: str = "adagrad",
         learning_rate: float = 1e-2,
         lr_schedule: str = "constant",
@@ -234,6 +253,7 @@ batch_norm, separable, dense_units
         self.rescale = rescale
         self.augment = augment
         self.stain_jitter = stain_jitter
+        self.normalize_stains = normalize_stains
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.lr_schedule = lr_schedule
@@ -301,6 +321,7 @@ batch_norm, separable, dense_units
         groups : array-like of shape (n_samples,), default=None
             Patient of each sample. When given, the internal validation split keeps
             each patient on one side. Routed by scikit-learn metadata routing.
+            Required with ``normalize_stains=True``.
 
         Returns
         -------
@@ -308,6 +329,7 @@ batch_norm, separable, dense_units
         """
         self._check_params()
         groups = _inputs.check_groups(groups, _num_samples(X))
+        self._check_stain_groups(groups, "fit")
         if sample_weight is not None:
             sample_weight = _inputs.check_sample_weight(sample_weight, X)
             if groups is not None:
@@ -380,48 +402,83 @@ batch_norm, separable, dense_units
         self, X, y, sample_weight, warm_start, epochs, initial_epoch, groups=None, **kwargs
     ) -> None:
         """scikeras' training step: hold out the validation part, train, finish the model."""
+        X = self._stains_normalized(X, groups)
         self.input_range_ = _inputs.value_range(X)
         fitted = _training.train(self, X, y, sample_weight, groups, epochs, initial_epoch)
         vars(self).update(fitted)
 
     # -- prediction -----------------------------------------------------------------
 
-    def _predict_raw(self, X, **kwargs):
+    def _check_stain_groups(self, groups, method: str) -> None:
+        if not self.normalize_stains or groups is not None:
+            return
+        if method == "fit":
+            raise ValueError(
+                "normalize_stains=True: pass groups (the patient of each patch) to fit, so "
+                "that each patient's stains are measured and normalized"
+            )
+        # scikit-learn's scorers call predict_proba(X) alone, so searches end up here.
+        raise ValueError(
+            f"normalize_stains=True: pass groups (the patient of each patch) to {method}, so "
+            "that each patient's stains are normalized as in training. scikit-learn's "
+            "scorers cannot: to cross-validate, normalize X once with "
+            "idcclf.normalize_stains(X, groups) and keep normalize_stains=False"
+        )
+
+    def _stains_normalized(self, X: np.ndarray, groups) -> np.ndarray:
+        """``X`` (validated images) with each patient's stains normalized, if asked."""
+        if not self.normalize_stains:
+            return X
+        from .standardize import normalize_stains
+
+        return normalize_stains(X, groups)
+
+    def _predict_raw(self, X, groups=None, **kwargs):
         check_is_fitted(self)
+        groups = _inputs.check_groups(groups, _num_samples(X))
+        self._check_stain_groups(groups, "predict_proba, predict and score")
         X, _ = self._validate_data(X=X, y=None)
+        X = self._stains_normalized(X, groups)
         _inputs.check_input_range(X, getattr(self, "input_range_", None), self.input_range_check)
         return predict_in_batches(self.model_, X, symmetric=bool(self.test_time_augmentation))
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X, groups=None) -> np.ndarray:
         """Class probabilities of each patch, columns in the order of ``classes_``.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, H, W, C) or (n_samples, H*W*C)
             Patches in the form used at fit (images or rows).
+        groups : array-like of shape (n_samples,), default=None
+            Patient of each patch; required (and used) only with
+            ``normalize_stains=True``.
 
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
         """
         # scikeras squeezes its output, which turns one patch's (1, 2) into (2,).
-        return np.asarray(super().predict_proba(X)).reshape(-1, len(self.classes_))
+        proba = super().predict_proba(X, groups=groups)
+        return np.asarray(proba).reshape(-1, len(self.classes_))
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X, groups=None) -> np.ndarray:
         """Most probable class of each patch.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, H, W, C) or (n_samples, H*W*C)
+        groups : array-like of shape (n_samples,), default=None
+            Patient of each patch; required (and used) only with
+            ``normalize_stains=True``.
 
         Returns
         -------
         ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
-        return np.asarray(super().predict(X)).reshape(-1)
+        return np.asarray(super().predict(X, groups=groups)).reshape(-1)
 
-    def score(self, X, y, sample_weight=None) -> float:
+    def score(self, X, y, sample_weight=None, groups=None) -> float:
         """Accuracy of ``predict(X)`` against ``y``.
 
         Parameters
@@ -430,6 +487,9 @@ batch_norm, separable, dense_units
         y : array-like of shape (n_samples,)
             True labels, all among ``classes_``.
         sample_weight : array-like of shape (n_samples,), default=None
+        groups : array-like of shape (n_samples,), default=None
+            Patient of each patch; required (and used) only with
+            ``normalize_stains=True``.
 
         Returns
         -------
@@ -445,4 +505,9 @@ batch_norm, separable, dense_units
         _inputs.check_known_labels(y, self.classes_)
         if sample_weight is not None:
             sample_weight = _inputs.check_sample_weight(sample_weight, X)
-        return super().score(X, y, sample_weight=sample_weight)
+        if not self.normalize_stains:
+            return super().score(X, y, sample_weight=sample_weight)
+        # scikeras' score calls predict(X) without the patients.
+        check_consistent_length(X, y)
+        y_pred = self.predict(X, groups=groups)
+        return float(accuracy_score(column_or_1d(y), y_pred, sample_weight=sample_weight))

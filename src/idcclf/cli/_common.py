@@ -222,17 +222,31 @@ def load_model_or_pretrained(path: Path | None):
         raise CLIError(f"{exc}; pass a MODEL file") from None
 
 
-def predict_idc(model, patches, model_name: object, diverged: str = "its weights are broken"):
+def predict_idc(
+    model,
+    patches,
+    model_name: object,
+    diverged: str = "its weights are broken",
+    *,
+    groups=None,
+):
     """IDC probability of every patch, or a CLIError naming the model that cannot.
 
-    ``diverged`` says why a model would predict NaN.
+    ``diverged`` says why a model would predict NaN. ``groups``, the patient of each
+    patch, reaches models that normalize each patient's stains.
     """
+    patients = {"groups": groups} if normalizes_stains(model) else {}
     try:
         # The positive (IDC) class is the last of classes_ (1 for the IDC data's 0/1 labels).
-        proba = model.predict_proba(patches)[:, -1]
+        proba = model.predict_proba(patches, **patients)[:, -1]
     except ValueError as exc:  # e.g. a model trained on patches of another shape
         raise CLIError(f"{model_name}: cannot predict these patches ({one_line(exc)})") from None
     return check_finite(proba, model_name, diverged)
+
+
+def normalizes_stains(model) -> bool:
+    """Whether ``model`` measures each patient's stains, and so needs the patients."""
+    return bool(getattr(model, "normalize_stains", False))
 
 
 def check_finite(proba, model_name: object, diverged: str = "its weights are broken"):

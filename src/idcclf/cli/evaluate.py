@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     data, source = load_data(args)
     model = use_test_time_augmentation(load_model(args.model), args)
-    proba = smoothed(predict_idc(model, data.data, args.model), data, args)
+    proba = smoothed(predict_idc(model, data.data, args.model, groups=data.groups), data, args)
 
     from ..slides import patient_table
 

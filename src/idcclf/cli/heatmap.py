@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     )
     model = use_test_time_augmentation(load_model_or_pretrained(model_path), args)
     check_one_patient(patient, model_patients(model, model_path))
-    proba = smoothed(predict_idc(model, data.data, model_path or "pretrained model"), data, args)
+    model_name = model_path or "pretrained model"
+    proba = smoothed(predict_idc(model, data.data, model_name, groups=data.groups), data, args)
 
     from ..slides import patient_table, plot_heatmap
 

@@ -20,6 +20,7 @@ from ._common import (
     check_threshold,
     library_errors,
     load_model_or_pretrained,
+    normalizes_stains,
     predict_idc,
     read_png_files,
     split_model_argument,
@@ -123,15 +124,25 @@ def score_here(
     # Read before decoding, so that a name without a place fails at once.
     places = slide_places(files) if args.smooth else None
     patches, files = read_png_files(args, files)
+    # The model after the patches: a bad file is reported without starting TensorFlow.
     model = use_test_time_augmentation(load_model_or_pretrained(model_path), args)
-    proba = predict_idc(model, patches, model_path or "pretrained model")
-    if places is not None:
+    model_name = model_path or "pretrained model"
+    patients = None
+    if normalizes_stains(model):
+        need = f"{model_name}, which normalizes each patient's stains,"
+        places = places or slide_places(files, need)
+        patients = [places[path][0] for path in files]
+    proba = predict_idc(model, patches, model_name, groups=patients)
+    if args.smooth:
         proba = smoothed_by_place(proba, [places[path] for path in files], args.smooth)
     return zip(files, proba.tolist(), strict=True)
 
 
-def slide_places(files: list[Path]) -> dict[Path, tuple[str, int, int]]:
-    """The patient and the ``x``, ``y`` slide position of every file, read from its name."""
+def slide_places(files: list[Path], need: str = "--smooth") -> dict[Path, tuple[str, int, int]]:
+    """The patient and the ``x``, ``y`` slide position of every file, read from its name.
+
+    ``need`` names what needs them, for the error on a name without them.
+    """
     from ..datasets import parse_patch_filename
 
     places = {}
@@ -140,7 +151,7 @@ def slide_places(files: list[Path]) -> dict[Path, tuple[str, int, int]]:
             places[path] = parse_patch_filename(path)[:3]
         except ValueError as exc:
             raise CLIError(
-                f"{path}: --smooth needs the patient and the slide position in every file "
+                f"{path}: {need} needs the patient and the slide position in every file "
                 f"name ({exc})"
             ) from None
     return places

@@ -89,6 +89,20 @@ def add_parser(subparsers) -> None:
         "--no-augment", action="store_true", help="train without flips, rotations, zooms and shifts"
     )
     parser.add_argument(
+        "--stain-jitter",
+        type=fraction,
+        default=0.0,
+        help="strength of random H&E stain jitter in training, in [0, 1); 0.05 is light "
+        "(default: 0, off)",
+    )
+    parser.add_argument(
+        "--normalize-stains",
+        action="store_true",
+        help="redraw each patient's patches with reference H&E stains (Macenko's method) "
+        "before the network sees them; the saved model does the same whenever it predicts, "
+        "per patient",
+    )
+    parser.add_argument(
         "--early-stopping",
         action="store_true",
         help="stop when validation loss stalls and keep the best weights",
@@ -161,6 +175,8 @@ def make_classifier(args: argparse.Namespace, validation_fraction: float):
         optimizer=args.optimizer,
         class_weight=None if args.class_weight == "none" else args.class_weight,
         augment=not args.no_augment,
+        stain_jitter=args.stain_jitter,
+        normalize_stains=args.normalize_stains,
         validation_fraction=validation_fraction,
         early_stopping=args.early_stopping,
         random_state=args.random_state,
@@ -242,6 +258,7 @@ def score(clf, plan: Plan, args: argparse.Namespace, patients: ModelPatients) ->
             part.X,
             "the trained model",
             f"training diverged; lower --learning-rate (now {args.learning_rate:g})",
+            groups=part.groups,
         )
         reports[name] = checked_report(part.y, proba, part.groups, patients, threshold=0.5)
         if name == "test":
