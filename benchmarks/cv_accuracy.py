@@ -443,6 +443,8 @@ def read_result(path: Path) -> dict:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: not a cv_accuracy.py result (not JSON: {exc})") from None
+    except OSError as exc:  # no permission, an I/O error
+        raise ValueError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     if not isinstance(record, dict) or not isinstance(record.get("folds"), list):
         raise ValueError(f"{path}: not a cv_accuracy.py result (no list of folds)")
     return record

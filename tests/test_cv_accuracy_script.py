@@ -328,3 +328,17 @@ def test_table_names_a_missing_or_foreign_file(tmp_path):
         assert done.returncode == 2
         assert message in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_table_names_a_file_it_cannot_read(tmp_path, monkeypatch, capsys):
+    # Tests may run as root, whom file permissions do not stop: the refusal is simulated.
+    script = load_script()
+    result = tmp_path / "locked.json"
+    result.write_text("{}")
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_text", refuse)
+    assert script.main(["--table", str(result)]) == 2
+    assert capsys.readouterr().err == f"{result}: cannot read it (Permission denied)\n"
