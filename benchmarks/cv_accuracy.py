@@ -423,6 +423,11 @@ def parse_args(argv=None):
                 parser.error(f"--fold must be between 1 and --folds ({args.folds}), got {k}")
     base, augmentation, batch_norm = RECIPES[args.recipe]
     args.params = {**base, **parse_sets(args.set, parser.error)}
+    if "normalize_stains" in args.params:
+        parser.error(
+            "--set normalize_stains: use --normalize-stains, which normalizes every patient "
+            "once before the folds (the same model, scored with predict_proba(X) alone)"
+        )
     args.augmentation = args.augmentation or augmentation
     args.batch_norm = args.batch_norm or batch_norm
     if (args.seeds > 1 or args.first_seed) and "random_state" in args.params:

@@ -186,6 +186,12 @@ def parse_args(argv=None):
             parser.error(f"--recipe {text!r}: {exc}")
     if not args.runs:
         args.runs = [("baseline", {})]
+    for name, params in args.runs:
+        if "normalize_stains" in params:
+            parser.error(
+                f"recipe {name!r}: use --normalize-stains rather than normalize_stains=, "
+                "the same model scored with predict_proba(X) alone"
+            )
     args.data = args.data or list(DEFAULT_ROOTS)
     for root in args.data:
         if not root.is_dir():

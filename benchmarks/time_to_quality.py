@@ -128,6 +128,14 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+#: Why the benchmark scripts refuse ``--set normalize_stains``: such a model cannot
+#: predict without the patients, and the scripts score with ``predict_proba(X)``.
+NO_NORMALIZING_MODEL = (
+    "a model that normalizes stains needs the patients to predict, and this script "
+    "scores with predict_proba(X) alone"
+)
+
+
 def parse_params(parser: argparse.ArgumentParser, items: list[str]) -> dict:
     from idcclf import IDCClassifier
 
@@ -139,6 +147,8 @@ def parse_params(parser: argparse.ArgumentParser, items: list[str]) -> dict:
             parser.error(f"--set {item!r}: expected NAME=VALUE with NAME among {sorted(known)}")
         if name == "epochs":
             parser.error("--set epochs: use --epochs, the budget both pipelines share")
+        if name == "normalize_stains":
+            parser.error(f"--set {name}: {NO_NORMALIZING_MODEL}")
         try:
             params[name] = ast.literal_eval(value)
         except (ValueError, SyntaxError):

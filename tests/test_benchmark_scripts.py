@@ -177,3 +177,22 @@ def test_bn_samples_refuses_the_settings_it_makes_itself():
     )  # fmt: skip
     assert done.returncode == 2
     assert "recalibrate_batch_norm" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "script, args, expected",
+    [
+        ("cv_accuracy.py", ["--set", "normalize_stains=True"], "use --normalize-stains"),
+        ("select_recipe.py", ["--recipe", "n: normalize_stains=True"], "use --normalize-stains"),
+        ("time_to_quality.py", ["--set", "normalize_stains=True"], "needs the patients"),
+        ("bn_samples.py", ["--set", "normalize_stains=True"], "needs the patients"),
+    ],
+)
+def test_scripts_refuse_a_model_that_normalizes_stains(script, args, expected):
+    """They score with predict_proba(X) alone: refused before any training, not after."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "normalize_stains" in done.stderr and expected in done.stderr, done.stderr[-2000:]
