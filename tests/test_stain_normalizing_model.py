@@ -1,7 +1,7 @@
 """A model trained with ``normalize_stains=True``, wherever it predicts.
 
 It must see every patient's patches normalized as in training: in Python, through
-``idcclf predict``, ``evaluate`` and ``train``, and in ``predict_patients``.
+``idcclf predict``, ``evaluate``, ``heatmap`` and ``train``, and in ``predict_patients``.
 """
 
 import json
@@ -128,6 +128,13 @@ def test_the_command_line_trains_and_predicts_with_normalized_stains(tmp_path, c
     assert main(argv) == 0
     report = json.loads((evaluated / "metrics.json").read_text())
     assert report["roc_auc"] == pytest.approx(roc_auc_score(bunch.target, expected), abs=1e-6)
+
+    capsys.readouterr()
+    png = tmp_path / "8863.png"
+    argv = ["heatmap", str(out / "model.joblib"), str(tree / "8863"), "--out", str(png)]
+    assert main(argv) == 0
+    mean = expected[bunch.groups == "8863"].mean()
+    assert f"mean probability {mean:.3f}" in capsys.readouterr().out and png.is_file()
 
     # A file whose name does not say its patient cannot be normalized: one line, named.
     loose = tmp_path / "patch_one.png"
