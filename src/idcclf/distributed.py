@@ -16,30 +16,27 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import re
 import threading
 import uuid
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._archive import check_model, coords_of, patient_files, patient_folders
 from ._io import atomic_write_text
+from .standardize import normalizes_stains
 
 __all__ = ["PatientPrediction", "predict_patients"]
 
-#: Class folders of a patient folder; the folder is the label of its patches.
-CLASS_FOLDERS = ("0", "1")
 #: Patches decoded and predicted at once by a task (about 3.8 MB of pixels).
 DEFAULT_BATCH_SIZE = 512
 #: Models a worker process keeps deserialized (least recently used dropped first).
 _MAX_CACHED_MODELS = 2
-
-_COORDS = re.compile(r"_x(\d+)_y(\d+)")
 
 # Worker-process state: the serialized models delivered by the plugin (with how many
 # registered plugins hold each) and the models deserialized from them.
@@ -86,106 +83,6 @@ class PatientPrediction:
         return len(self.filenames)
 
 
-# --------------------------------------------------------------------------- inputs
-
-
-def _has_class_folder(folder: Path) -> bool:
-    return any((folder / name).is_dir() for name in CLASS_FOLDERS)
-
-
-def _patient_folders(roots) -> list[tuple[str, Path]]:
-    """``(patient, folder)`` of every patient under ``roots``, roots in order, sorted within.
-
-    A folder with a ``0`` or ``1`` sub-folder is a patient folder; any other folder is
-    a root whose sub-folders with class folders are its patients.
-    """
-    if isinstance(roots, (str, os.PathLike)):
-        roots = [roots]
-    roots = [Path(r) for r in roots]
-    if not roots:
-        raise ValueError("roots is empty: pass an archive folder or patient folders")
-    found: list[tuple[str, Path]] = []
-    for root in roots:
-        if not root.exists():
-            raise FileNotFoundError(f"{root}: no such folder")
-        if not root.is_dir():
-            raise NotADirectoryError(f"{root}: not a folder")
-        if _has_class_folder(root):
-            found.append((root.name, root))
-            continue
-        children = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        patients = [(p.name, p) for p in children if _has_class_folder(p)]
-        if not patients:
-            raise ValueError(
-                f"{root}: neither a patient folder (with 0/ or 1/ sub-folders) nor a "
-                "folder of patient folders (<root>/<patient>/<0|1>/*.png)"
-            )
-        found += patients
-    seen: dict[str, Path] = {}
-    for patient, folder in found:
-        if patient in seen:
-            raise ValueError(
-                f"patient {patient!r} is given twice: {seen[patient]} and {folder}; "
-                "results are keyed by patient, so each must be unique"
-            )
-        seen[patient] = folder
-    return found
-
-
-def _patient_files(folder: Path) -> tuple[list[Path], list[int]]:
-    """The patient's non-hidden ``*.png`` files, class folder then name order, and labels."""
-    files: list[Path] = []
-    labels: list[int] = []
-    for label, name in enumerate(CLASS_FOLDERS):
-        class_dir = folder / name
-        if not class_dir.is_dir():
-            continue
-        with os.scandir(class_dir) as entries:
-            # Broken links stay in, so that decoding names them instead of losing them.
-            names = sorted(
-                e.name
-                for e in entries
-                if e.name[-4:].lower() == ".png" and not e.name.startswith(".") and not e.is_dir()
-            )
-        files += [class_dir / n for n in names]
-        labels += [label] * len(names)
-    return files, labels
-
-
-def _coords(names: Iterable[str]) -> np.ndarray:
-    out = []
-    for name in names:
-        match = _COORDS.search(name)
-        out.append((int(match[1]), int(match[2])) if match else (-1, -1))
-    return np.array(out, dtype=np.int64).reshape(-1, 2)
-
-
-def _check_model(model):
-    """The fitted estimator ``model`` names: a joblib file, an estimator, or None."""
-    if model is None:
-        from .pretrained import load_pretrained
-
-        return load_pretrained()
-    if isinstance(model, (str, os.PathLike)):
-        import joblib
-
-        path = Path(model)
-        if not path.is_file():
-            raise FileNotFoundError(f"model file {path} not found")
-        try:
-            model = joblib.load(path)
-        except Exception as exc:  # a truncated pickle raises EOFError, garbage others
-            raise ValueError(
-                f"{path}: not a readable model ({type(exc).__name__}: {exc})"
-            ) from None
-    if not hasattr(model, "predict_proba"):
-        raise TypeError(f"model must have predict_proba, got {type(model).__name__}")
-    from sklearn.utils.validation import check_is_fitted
-
-    check_is_fitted(model)
-    return model
-
-
 # --------------------------------------------------------------------------- scoring
 
 
@@ -199,8 +96,8 @@ def _score_patient(
     """
     from .datasets import load_patches
 
-    files, labels = _patient_files(folder)
-    whole_patient = bool(getattr(model, "normalize_stains", False))
+    files, labels = patient_files(folder)
+    whole_patient = normalizes_stains(model)
     step = max(len(files), 1) if whole_patient else batch_size
     probas = []
     for start in range(0, len(files), step):
@@ -213,7 +110,7 @@ def _score_patient(
         patient=patient,
         folder=str(folder),
         proba=proba,
-        coords=_coords(f.name for f in files),
+        coords=coords_of(f.name for f in files),
         filenames=np.array([f"{patient}/{f.parent.name}/{f.name}" for f in files], dtype=str),
         target=np.array(labels, dtype=np.int64),
     )
@@ -426,13 +323,13 @@ def predict_patients(
         raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
     if size_policy not in ("pad", "resize"):
         raise ValueError(f"size_policy must be 'pad' or 'resize', got {size_policy!r}")
-    folders = _patient_folders(roots)
+    folders = patient_folders(roots)
     out_dir = None if out is None else Path(out)
     if out_dir is not None:
         if out_dir.exists() and not out_dir.is_dir():
             raise NotADirectoryError(f"out={out_dir} exists and is not a folder")
         out_dir.mkdir(parents=True, exist_ok=True)
-    model = _check_model(model)
+    model = check_model(model)
     options = (batch_size, size_policy, n_jobs)
     return _results(model, folders, client, options, retries, out_dir)
 

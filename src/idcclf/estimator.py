@@ -1,7 +1,9 @@
 """IDCClassifier: CancerNet as a scikit-learn classifier.
 
-This module holds the estimator and everything that depends on scikeras (0.13 is its
-last release, so keeping it here keeps a move to another base cheap). The Keras
+This module holds the estimator, and with its mixin ``idcclf._conventions`` (the
+scikit-learn conventions it adds on top of scikeras: tags, parameters, old pickles,
+input checks, no ``partial_fit``) everything that depends on scikeras (0.13 is its last
+release, so keeping it here keeps a move to another base cheap). The Keras
 callbacks live in :mod:`idcclf.callbacks`, compiled inference and batch-norm
 re-estimation in ``idcclf._ops``, the checks of settings and input in
 ``idcclf._inputs``, the validation split, weights, batches and the steps of a fit in
@@ -11,8 +13,6 @@ measurements: ``docs/estimator.md``.
 
 from __future__ import annotations
 
-import inspect
-import math
 import os
 from collections.abc import Sequence
 
@@ -20,11 +20,8 @@ import keras
 import numpy as np
 import scikeras  # noqa: F401  (registers pickling support for Keras models)
 from scikeras.wrappers import KerasClassifier
-from sklearn.base import BaseEstimator
 from sklearn.metrics import accuracy_score
-from sklearn.utils._tags import ClassifierTags
 from sklearn.utils.validation import (
-    _check_feature_names,
     _num_samples,
     check_consistent_length,
     check_is_fitted,
@@ -32,12 +29,14 @@ from sklearn.utils.validation import (
 )
 
 from . import _inputs, _training
+from ._conventions import ScikitLearnConventions
 from ._ops import predict_in_batches
 from ._seeding import seed_from, seeded
 from ._training import OPTIMIZERS, TrainingDivergedError  # noqa: F401  (public here)
 from .augment import build_augmentation
 from .model import build_cancernet, training_loss
 from .stain import stain_jitter
+from .standardize import check_patients_given, normalize_stains
 
 #: Parameters passed on to build_cancernet.
 ARCHITECTURE = (
@@ -46,7 +45,7 @@ ARCHITECTURE = (
 ).split()
 
 
-class IDCClassifier(KerasClassifier):
+class IDCClassifier(ScikitLearnConventions, KerasClassifier):
     """CancerNet invasive ductal carcinoma classifier with the scikit-learn API.
 
     A scikeras ``KerasClassifier`` that builds :func:`idcclf.build_cancernet`, trains
@@ -273,38 +272,6 @@ batch_norm, separable, dense_units
         self.checkpoint_dir = checkpoint_dir
         self.verbose = verbose
 
-    # -- scikit-learn plumbing ------------------------------------------------------
-
-    # scikeras lists every public instance attribute as a parameter; the signature is
-    # the contract scikit-learn expects.
-    _get_param_names = classmethod(BaseEstimator._get_param_names.__func__)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.estimator_type = "classifier"
-        tags.classifier_tags = ClassifierTags()
-        tags.target_tags.required = True
-        tags.input_tags.allow_nan = False
-        tags.non_deterministic = self.random_state is None
-        return tags
-
-    def __setstate__(self, state: dict) -> None:
-        # A model saved before a parameter existed loads with that parameter's default,
-        # and without the fitted attributes added since (None: not recorded).
-        for name, parameter in inspect.signature(type(self).__init__).parameters.items():
-            if parameter.default is not inspect.Parameter.empty:
-                state.setdefault(name, parameter.default)
-        if "model_" in state:
-            for name in ("training_groups_", "input_range_"):
-                state.setdefault(name, None)
-        super().__setstate__(state)
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return hasattr(self, "model_")
-
-    def __repr__(self) -> str:
-        return BaseEstimator.__repr__(self)
-
     # -- fitting --------------------------------------------------------------------
 
     def fit(self, X, y, sample_weight=None, groups=None) -> IDCClassifier:
@@ -329,7 +296,8 @@ batch_norm, separable, dense_units
         """
         self._check_params()
         groups = _inputs.check_groups(groups, _num_samples(X))
-        self._check_stain_groups(groups, "fit")
+        if self.normalize_stains:
+            check_patients_given(groups, "fit")
         if sample_weight is not None:
             sample_weight = _inputs.check_sample_weight(sample_weight, X)
             if groups is not None:
@@ -338,35 +306,8 @@ batch_norm, separable, dense_units
         super(KerasClassifier, self).fit(X, y, sample_weight=sample_weight, groups=groups)
         return self
 
-    @property
-    def partial_fit(self):
-        """Not available: a CancerNet is always trained from scratch by :meth:`fit`."""
-        # A property that raises AttributeError hides scikeras' partial_fit from
-        # hasattr(), which is how scikit-learn decides whether to call it.
-        raise AttributeError("IDCClassifier has no partial_fit; train with fit")
-
     def _check_params(self) -> None:
         _inputs.check_params(self.get_params())
-
-    def _validate_data(self, X=None, y=None, reset: bool = False, y_numeric: bool = False):
-        """Check ``X`` and ``y``; at fit (``reset``) also learn the patch shape."""
-        if y is not None:
-            y = np.asarray(y)
-            if reset and y.ndim == 2 and y.shape[1] == 1:
-                y = column_or_1d(y, warn=True)
-            # scikeras validates y and records its type; X is checked here instead so
-            # that images and rows, uint8 and floats, are all accepted after any fit.
-            _, y = super()._validate_data(X=None, y=y, reset=reset, y_numeric=y_numeric)
-        if X is None:
-            return X, y
-        _check_feature_names(self, X, reset=reset)
-        X = _inputs.check_pixels(X)
-        if y is not None:
-            check_consistent_length(X, y)
-        if reset:
-            self.image_shape_ = _inputs.check_training_input(X, y, self.input_shape, self.rescale)
-            self.n_features_in_ = X.shape[1] if X.ndim == 2 else math.prod(self.image_shape_)
-        return _inputs.as_images(X, self.image_shape_), y
 
     def _build_keras_model(self) -> keras.Model:
         """The compiled network: stain jitter and augmentation, then CancerNet."""
@@ -409,34 +350,17 @@ batch_norm, separable, dense_units
 
     # -- prediction -----------------------------------------------------------------
 
-    def _check_stain_groups(self, groups, method: str) -> None:
-        if not self.normalize_stains or groups is not None:
-            return
-        if method == "fit":
-            raise ValueError(
-                "normalize_stains=True: pass groups (the patient of each patch) to fit, so "
-                "that each patient's stains are measured and normalized"
-            )
-        # scikit-learn's scorers call predict_proba(X) alone, so searches end up here.
-        raise ValueError(
-            f"normalize_stains=True: pass groups (the patient of each patch) to {method}, so "
-            "that each patient's stains are normalized as in training. scikit-learn's "
-            "scorers cannot: to cross-validate, normalize X once with "
-            "idcclf.normalize_stains(X, groups) and keep normalize_stains=False"
-        )
-
     def _stains_normalized(self, X: np.ndarray, groups) -> np.ndarray:
         """``X`` (validated images) with each patient's stains normalized, if asked."""
         if not self.normalize_stains:
             return X
-        from .standardize import normalize_stains
-
         return normalize_stains(X, groups)
 
     def _predict_raw(self, X, groups=None, **kwargs):
         check_is_fitted(self)
         groups = _inputs.check_groups(groups, _num_samples(X))
-        self._check_stain_groups(groups, "predict_proba, predict and score")
+        if self.normalize_stains:
+            check_patients_given(groups, "predict_proba, predict and score")
         X, _ = self._validate_data(X=X, y=None)
         X = self._stains_normalized(X, groups)
         _inputs.check_input_range(X, getattr(self, "input_range_", None), self.input_range_check)

@@ -105,6 +105,32 @@ def standardize_patients(
     return out
 
 
+def normalizes_stains(model) -> bool:
+    """Whether ``model`` normalizes each patient's stains itself, and so needs the patients.
+
+    True for an ``IDCClassifier(normalize_stains=True)``; False for any other model.
+    """
+    return bool(getattr(model, "normalize_stains", False))
+
+
+def check_patients_given(groups, method: str) -> None:
+    """The ValueError a stain-normalizing model raises when ``method`` gets no groups."""
+    if groups is not None:
+        return
+    if method == "fit":
+        raise ValueError(
+            "normalize_stains=True: pass groups (the patient of each patch) to fit, so "
+            "that each patient's stains are measured and normalized"
+        )
+    # scikit-learn's scorers call predict_proba(X) alone, so searches end up here.
+    raise ValueError(
+        f"normalize_stains=True: pass groups (the patient of each patch) to {method}, so "
+        "that each patient's stains are normalized as in training. scikit-learn's "
+        "scorers cannot: to cross-validate, normalize X once with "
+        "idcclf.normalize_stains(X, groups) and keep normalize_stains=False"
+    )
+
+
 def _checked_patches(X, groups) -> tuple[np.ndarray, np.ndarray]:
     """X and groups as arrays, refused with a message unless they are RGB patches in
     0-255 with one patient per patch."""

@@ -235,6 +235,8 @@ def predict_idc(
     ``diverged`` says why a model would predict NaN. ``groups``, the patient of each
     patch, reaches models that normalize each patient's stains.
     """
+    from ..standardize import normalizes_stains
+
     patients = {"groups": groups} if normalizes_stains(model) else {}
     try:
         # The positive (IDC) class is the last of classes_ (1 for the IDC data's 0/1 labels).
@@ -242,11 +244,6 @@ def predict_idc(
     except ValueError as exc:  # e.g. a model trained on patches of another shape
         raise CLIError(f"{model_name}: cannot predict these patches ({one_line(exc)})") from None
     return check_finite(proba, model_name, diverged)
-
-
-def normalizes_stains(model) -> bool:
-    """Whether ``model`` measures each patient's stains, and so needs the patients."""
-    return bool(getattr(model, "normalize_stains", False))
 
 
 def check_finite(proba, model_name: object, diverged: str = "its weights are broken"):

@@ -20,7 +20,6 @@ from ._common import (
     check_threshold,
     library_errors,
     load_model_or_pretrained,
-    normalizes_stains,
     predict_idc,
     read_png_files,
     split_model_argument,
@@ -124,6 +123,8 @@ def score_here(
     # Read before decoding, so that a name without a place fails at once.
     places = slide_places(files) if args.smooth else None
     patches, files = read_png_files(args, files)
+    from ..standardize import normalizes_stains
+
     # The model after the patches: a bad file is reported without starting TensorFlow.
     model = use_test_time_augmentation(load_model_or_pretrained(model_path), args)
     model_name = model_path or "pretrained model"
