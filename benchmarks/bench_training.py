@@ -167,11 +167,19 @@ def balanced_accuracy(y_true, proba) -> float:
 
 
 def tutorial_pipeline(folder, n, val_x, val_y, labels, epochs, batch_size, learning_rate):
-    """The tutorial's training loop, PNG folders through ImageDataGenerator."""
+    """The tutorial's training loop, PNG folders through ImageDataGenerator.
+
+    It runs with glibc's thresholds as TensorFlow leaves them in a process of its own,
+    not as an ``IDCClassifier`` fit earlier in this process raised them
+    (``idcclf._allocator``).
+    """
     import keras
     from keras.src.legacy.preprocessing.image import ImageDataGenerator
 
     from idcclf import build_cancernet
+    from idcclf._allocator import as_tensorflow_sets_it
+
+    as_tensorflow_sets_it()
 
     augment = ImageDataGenerator(
         rescale=1 / 255.0,

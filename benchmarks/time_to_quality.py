@@ -23,7 +23,9 @@ The pipelines:
   ``steps_per_epoch=n // 32`` on this legacy iterator runs out of data after the first
   epoch). It is scored through its own ``predict`` on the validation patches loaded as
   its generator loads them (48x48, nearest-neighbour resize, times 1/255). Its clock
-  includes scanning the folders.
+  includes scanning the folders. It trains with glibc's allocator thresholds as
+  TensorFlow leaves them in a process of its own, not as ``IDCClassifier`` raises
+  them (``idcclf._allocator``).
 - **ours**: ``IDCClassifier(class_weight="balanced")``, as ``idcclf train`` uses it,
   other parameters at their defaults or set with ``--set NAME=VALUE`` (a Python
   literal; repeatable). Its clock includes decoding the training PNGs

@@ -15,6 +15,8 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
+from ._allocator import keep_tensor_buffers
+
 #: Batch size for inference and batch-norm re-estimation: the fastest on CPU, where 64
 #: patches' first-block activations stay in cache (docs/benchmarks_training.md).
 PREDICT_BATCH_SIZE = 64
@@ -32,6 +34,7 @@ def predict_in_batches(model: keras.Model, X: np.ndarray, symmetric: bool = Fals
     """
     import tensorflow as tf
 
+    keep_tensor_buffers()
     key = (X.dtype.str, tuple(X.shape[1:]), symmetric)
     functions = _INFERENCE_FUNCTIONS.setdefault(model, {})
     function = functions.get(key)

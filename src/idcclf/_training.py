@@ -16,6 +16,7 @@ import keras
 import numpy as np
 from sklearn.utils import compute_sample_weight
 
+from ._allocator import keep_tensor_buffers
 from ._ops import recalibrate_batch_norm
 from ._seeding import seeded
 from .callbacks import BatchRateSchedule, BestEpochTracker, Checkpoint, fingerprint
@@ -268,6 +269,7 @@ def run(clf, data: TrainingData, callbacks, epochs: int, initial_epoch: int) -> 
     if clf.weight_averaging:
         # Read when the training step is traced, at the first batch of fit.
         clf.model_.optimizer.ema_momentum = averaging_momentum(clf.weight_averaging, len(batches))
+    keep_tensor_buffers()
     try:
         if initial_epoch < epochs:
             with seeded(clf._random_state):
