@@ -1,6 +1,7 @@
 """The benchmark scripts, run on the bundled sample."""
 
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,25 @@ def test_bench_training_reports_each_round_and_the_fixed_costs(tmp_path):
     recalibration = json.loads(out.read_text())["recalibration_seconds"]
     assert {label: len(s) for label, s in recalibration.items()} == {"kept": 3, "none kept": 3}
     assert "re-estimation, none kept / kept, per round:" in stdout
+
+
+def test_bench_allocator_runs_each_setting_in_a_process_of_its_own(tmp_path):
+    out = tmp_path / "allocator.json"
+    stdout = run_script(
+        "bench_allocator.py", "--data", str(sample_path()), "--n", "256", "--epochs", "1",
+        "--predict", "256", "--repeats", "1", "--out", str(out),
+    )  # fmt: skip
+    (round_,) = json.loads(out.read_text())["rounds"]
+    results = round_["results"]
+    assert set(results) == {"tensorflow", "raised"}
+    for result in results.values():
+        assert result["peak_rss_mb"] > 0
+        assert result["fit"]["images_per_s"] == pytest.approx(256 / result["fit"]["wall_s"])
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        # TensorFlow's setting maps every large buffer afresh: many more page faults.
+        tensorflow, raised = (results[v]["fit"]["minor_faults"] for v in ("tensorflow", "raised"))
+        assert raised < tensorflow / 2
+    assert "round 1: raised thresholds" in stdout
 
 
 def test_time_to_quality_scores_both_pipelines_after_every_epoch(tmp_path):
