@@ -171,7 +171,10 @@ def tutorial_pipeline(folder, n, val_x, val_y, labels, epochs, batch_size, learn
 
     It runs with glibc's thresholds as TensorFlow leaves them in a process of its own,
     not as an ``IDCClassifier`` fit earlier in this process raised them
-    (``idcclf._allocator``).
+    (``idcclf._allocator``). The heaps such a fit grew are not given back, though, and
+    serve the tutorial's buffers too: after one, it page-faulted a third as often as
+    on its own (``docs/benchmarks_training.md``, change 5). Only a run before any of
+    ours (the first round) is as fast as it would be on its own.
     """
     import keras
     from keras.src.legacy.preprocessing.image import ImageDataGenerator
