@@ -70,14 +70,7 @@ def keep_tensor_buffers() -> bool:
     """
     if os.environ.get(SWITCH, "1").strip() == "0":
         return False
-    mallopt = _mallopt()
-    if mallopt is None:
-        return False
-    with _lock:
-        _let_tensorflow_set_it()
-        return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) & bool(
-            mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
-        )
+    return _set_thresholds(MMAP_THRESHOLD, TRIM_THRESHOLD)
 
 
 def as_tensorflow_sets_it() -> bool:
@@ -87,11 +80,16 @@ def as_tensorflow_sets_it() -> bool:
     ``IDCClassifier``, so that it runs as it would on its own. Returns False without
     glibc.
     """
+    return _set_thresholds(TENSORFLOW_THRESHOLD, TENSORFLOW_THRESHOLD)
+
+
+def _set_thresholds(mmap_threshold: int, trim_threshold: int) -> bool:
+    """Both thresholds, set after TensorFlow's call; False without glibc."""
     mallopt = _mallopt()
     if mallopt is None:
         return False
     with _lock:
         _let_tensorflow_set_it()
-        return bool(mallopt(M_MMAP_THRESHOLD, TENSORFLOW_THRESHOLD)) & bool(
-            mallopt(M_TRIM_THRESHOLD, TENSORFLOW_THRESHOLD)
+        return bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) & bool(
+            mallopt(M_TRIM_THRESHOLD, trim_threshold)
         )
