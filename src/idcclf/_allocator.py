@@ -10,8 +10,8 @@ hundreds of megabytes. On the 2-vCPU machines of ``docs/benchmarks.md`` that ker
 work took about 40 % of a fit's CPU time, and half of ``predict_proba``'s after a fit.
 
 :func:`keep_tensor_buffers` lets TensorFlow make its call, then raises both thresholds,
-so buffers up to 32 MiB are reused from the heap; the peak memory grew by about 150 MB
-where it was measured (``docs/benchmarks.md``). Setting the environment variable
+so buffers up to 32 MiB are reused from the heap; the peak memory grew by 84-122 MB
+where it was measured (``docs/benchmarks_training.md``, change 5). Setting the environment variable
 ``IDCCLF_KEEP_TENSOR_BUFFERS=0`` leaves the allocator as TensorFlow sets it. Elsewhere
 than glibc (macOS, Windows, musl) nothing is changed.
 """
