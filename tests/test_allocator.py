@@ -1,6 +1,5 @@
 """glibc's thresholds: tensor buffers reused from the heap, not mapped afresh."""
 
-import platform
 import resource
 
 import numpy as np
@@ -10,8 +9,7 @@ from idcclf import _allocator, build_cancernet
 from idcclf._ops import predict_in_batches
 
 glibc_only = pytest.mark.skipif(
-    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
-    reason="the thresholds are glibc's; elsewhere nothing is changed",
+    not _allocator.on_glibc(), reason="the thresholds are glibc's; elsewhere nothing is changed"
 )
 
 

@@ -1,13 +1,13 @@
 """The benchmark scripts, run on the bundled sample."""
 
 import json
-import platform
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from idcclf._allocator import on_glibc
 from idcclf.datasets import sample_path
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -72,7 +72,7 @@ def test_bench_allocator_runs_each_setting_in_a_process_of_its_own(tmp_path):
     for result in results.values():
         assert result["peak_rss_mb"] > 0
         assert result["fit"]["images_per_s"] == pytest.approx(256 / result["fit"]["wall_s"])
-    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+    if on_glibc():
         # TensorFlow's setting maps every large buffer afresh: many more page faults.
         tensorflow, raised = (results[v]["fit"]["minor_faults"] for v in ("tensorflow", "raised"))
         assert raised < tensorflow / 2

@@ -11,9 +11,9 @@ work took about 40 % of a fit's CPU time, and half of ``predict_proba``'s after 
 
 :func:`keep_tensor_buffers` lets TensorFlow make its call, then raises both thresholds,
 so buffers up to 32 MiB are reused from the heap; the peak memory grew by 84-122 MB
-where it was measured (``docs/benchmarks_training.md``, change 5). Setting the environment variable
-``IDCCLF_KEEP_TENSOR_BUFFERS=0`` leaves the allocator as TensorFlow sets it. Elsewhere
-than glibc (macOS, Windows, musl) nothing is changed.
+where it was measured (``docs/benchmarks_training.md``, change 5). Setting the
+environment variable ``IDCCLF_KEEP_TENSOR_BUFFERS=0`` leaves the allocator as
+TensorFlow sets it. Elsewhere than glibc (macOS, Windows, musl) nothing is changed.
 """
 
 from __future__ import annotations
@@ -41,9 +41,14 @@ _lock = threading.Lock()
 _tensorflow_has_set_it = False
 
 
+def on_glibc() -> bool:
+    """Whether this process runs on Linux with glibc, the only C library changed here."""
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
 def _mallopt():
     """glibc's ``mallopt``, or None where the C library is not glibc."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if not on_glibc():
         return None
     return getattr(ctypes.CDLL(None), "mallopt", None)
 
