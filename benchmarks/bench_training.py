@@ -1,6 +1,6 @@
 """Training and prediction throughput, measured side by side in one run.
 
-Compares, on the same real patches and the same machine, in one process:
+Compares, on the same real patches and the same machine:
 
 1. the tutorial's pipeline: the legacy ``ImageDataGenerator.flow_from_directory`` reading
    PNG folders at 48x48, Adagrad 1e-2, class weights, rotation / zoom / shift / shear /
@@ -24,6 +24,13 @@ after re-estimating their batch-norm statistics), so that no speed is bought wit
 accuracy unnoticed. With ``--repeats R`` the training variants run R times, interleaved
 (1 2 3 4 1 2 3 4 ...); every round prints its own ratios, and the summary table shows
 the fastest run of each (on a shared machine the one least disturbed by other work).
+
+Every training run happens in a fresh Python process of its own (``in_fresh_process``),
+so that no run inherits what an earlier one left behind: glibc's allocator thresholds
+as ``IDCClassifier`` raises them (``idcclf._allocator``), the heaps an earlier fit grew,
+warm kernel caches. Each clock starts after the imports. The prediction comparison and
+the timing of the batch-norm re-estimation run in the parent process, on the models
+the last round's runs return.
 
 Each training run is split into its **per-epoch rate** and its **fixed costs**, from a
 clock on Keras' epoch callbacks: the steady rate is the training patches over the
@@ -53,6 +60,7 @@ import os
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from unittest import mock
 
@@ -169,20 +177,15 @@ def balanced_accuracy(y_true, proba) -> float:
 def tutorial_pipeline(folder, n, val_x, val_y, labels, epochs, batch_size, learning_rate):
     """The tutorial's training loop, PNG folders through ImageDataGenerator.
 
-    It runs with glibc's thresholds as TensorFlow leaves them in a process of its own,
-    not as an ``IDCClassifier`` fit earlier in this process raised them
-    (``idcclf._allocator``). The heaps such a fit grew are not given back, though, and
-    serve the tutorial's buffers too: after one, it page-faulted a third as often as
-    on its own (``docs/benchmarks_training.md``, change 5). Only a run before any of
-    ours (the first round) is as fast as it would be on its own.
+    Run it in a process where no ``IDCClassifier`` has been fitted or has predicted
+    (``in_fresh_process``): those raise glibc's allocator thresholds for the rest of the
+    process (``idcclf._allocator``) and grow heaps that would then serve the tutorial's
+    buffers too, so it would run faster than it does on its own.
     """
     import keras
     from keras.src.legacy.preprocessing.image import ImageDataGenerator
 
     from idcclf import build_cancernet
-    from idcclf._allocator import as_tensorflow_sets_it
-
-    as_tensorflow_sets_it()
 
     augment = ImageDataGenerator(
         rescale=1 / 255.0,
@@ -215,50 +218,61 @@ def tutorial_pipeline(folder, n, val_x, val_y, labels, epochs, batch_size, learn
     return seconds, balanced_accuracy(val_y, model.predict(small, verbose=0))
 
 
-def main() -> int:
-    args = parse_args()
-    if not args.data.is_dir():
-        print(f"no data at {args.data}: pass --data", file=sys.stderr)
-        return 2
-    if args.tf_threads is not None:
-        from idcclf._threads import limit_tf_threads
+def in_fresh_process(function, *args):
+    """``function(*args)`` in a new Python interpreter, which exits once it returns.
 
-        limit_tf_threads(args.tf_threads)  # before TensorFlow starts
+    The arguments and the result travel pickled; ``function`` must be importable (a
+    module-level function of a script is, through multiprocessing's "spawn"). The
+    process is not a daemon, so the run may start processes of its own (decoding).
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=_send_result, args=(send, function, args))
+    process.start()
+    send.close()
+    try:
+        ok, value = receive.recv()
+    except EOFError:
+        process.join()
+        raise RuntimeError(
+            f"the process running {function.__name__} ended without a result "
+            f"(exit code {process.exitcode})"
+        ) from None
+    process.join()
+    if not ok:
+        raise RuntimeError(f"{function.__name__} failed in its own process:\n{value}")
+    return value
+
+
+def _send_result(connection, function, args) -> None:
+    try:
+        outcome = (True, function(*args))
+    except BaseException:
+        outcome = (False, traceback.format_exc())
+    connection.send(outcome)
+    connection.close()
+
+
+def train_once(name: str, setup: dict) -> dict:
+    """One training run of variant ``name``, timed per epoch; meant for a fresh process.
+
+    Returns its timing (``split_timing``), balanced accuracies, and the fitted
+    ``IDCClassifier`` under ``"model"`` for the variants the parent times further.
+    """
     import keras
-    import tensorflow as tf
-    from sklearn.utils import compute_sample_weight
 
-    from idcclf import IDCClassifier, _ops, build_cancernet, estimator, load_idc
+    from idcclf import IDCClassifier, build_cancernet, estimator
     from idcclf._ops import recalibrate_batch_norm
-    from idcclf._training import RECALIBRATION_SAMPLES
 
-    if args.augmentation == "layers":
+    if setup["augmentation"] == "layers":
         estimator.build_augmentation = functools.partial(estimator.build_augmentation, fused=False)
-
-    bunch = load_idc(args.data)
-    patients = np.unique(bunch.groups)
-    val_patients = patients[::5]  # every fifth patient is held out for the accuracy check
-    is_val = np.isin(bunch.groups, val_patients)
-    rng = np.random.default_rng(0)
-    train = rng.choice(np.flatnonzero(~is_val), size=min(args.n, (~is_val).sum()), replace=False)
-    val = rng.choice(np.flatnonzero(is_val), size=min(2000, is_val.sum()), replace=False)
-    X, y = bunch.data[train], bunch.target[train]
-    val_x, val_y = bunch.data[val], bunch.target[val]
-    n, epochs, bs, lr = len(X), args.epochs, args.batch_size, args.learning_rate
-    print(
-        f"{n} training patches, {len(val)} validation patches from {len(val_patients)} "
-        f"held-out patients, {epochs} epochs, batch {bs}, Adagrad {lr:g}, "
-        f"{args.augmentation} augmentation, {os.cpu_count()} CPUs, TF threads intra="
-        f"{tf.config.threading.get_intra_op_parallelism_threads()} inter="
-        f"{tf.config.threading.get_inter_op_parallelism_threads()} (0 = TF default)",
-        flush=True,
-    )
-    # Same sample weights for plain Keras as class_weight="balanced" gives IDCClassifier.
-    weights = compute_sample_weight("balanced", y).astype("float32")
-    recal_subset = X[np.sort(rng.choice(n, size=min(n, RECALIBRATION_SAMPLES), replace=False))]
+    X, y, val_x, val_y = setup["X"], setup["y"], setup["val_x"], setup["val_y"]
+    epochs, bs, lr = setup["epochs"], setup["batch_size"], setup["learning_rate"]
 
     def recalibrated_ba(model) -> float:
-        recalibrate_batch_norm(model, recal_subset)
+        recalibrate_batch_norm(model, setup["recal_subset"])
         return balanced_accuracy(val_y, model.predict(val_x, verbose=0))
 
     def fit_idc(**params):
@@ -273,29 +287,84 @@ def main() -> int:
         )
         start = time.perf_counter()
         clf.fit(X, y)
-        seconds = time.perf_counter() - start
-        return clf, seconds, balanced_accuracy(val_y, clf.predict_proba(val_x))
+        return clf, time.perf_counter() - start
 
-    def run_idc_aug():
-        clf, seconds, ba = fit_idc(augment=True)
-        return (seconds, ba, None), clf
+    clock = epoch_clock()
+    model, ba_recal = None, None
+    with extra_fit_callbacks(clock):
+        if name == TUTORIAL:
+            seconds, ba = tutorial_pipeline(
+                setup["folder"], len(X), val_x, val_y, y, epochs, bs, lr
+            )
+        elif name == IDC_AUG:
+            model, seconds = fit_idc(augment=True)
+            ba = balanced_accuracy(val_y, model.predict_proba(val_x))
+        elif name == IDC_NOAUG:
+            model, seconds = fit_idc(augment=False, recalibrate_batch_norm=False)
+            ba = balanced_accuracy(val_y, model.predict_proba(val_x))
+            ba_recal = recalibrated_ba(model.model_)
+        else:  # plain Keras, uint8 in with the rescaling inside, as IDCClassifier
+            start = time.perf_counter()
+            plain = build_cancernet()
+            plain.compile(keras.optimizers.Adagrad(lr), "sparse_categorical_crossentropy")
+            plain.fit(
+                X, y, sample_weight=setup["weights"], epochs=epochs, batch_size=bs,
+                shuffle=True, verbose=0,
+            )  # fmt: skip
+            seconds = time.perf_counter() - start
+            ba = balanced_accuracy(val_y, plain.predict(val_x, verbose=0))
+            ba_recal = recalibrated_ba(plain)
+    result = {**split_timing(len(X), seconds, clock.epochs), "balanced_accuracy": ba}
+    result["balanced_accuracy_after_recalibration"] = ba_recal
+    return {"result": result, "model": model}
 
-    def run_plain():
-        start = time.perf_counter()
-        model = build_cancernet()  # uint8 in, rescaling inside, as IDCClassifier
-        model.compile(keras.optimizers.Adagrad(lr), "sparse_categorical_crossentropy")
-        model.fit(
-            X, y, sample_weight=weights, epochs=epochs, batch_size=bs, shuffle=True, verbose=0
-        )
-        seconds = time.perf_counter() - start
-        ba = balanced_accuracy(val_y, model.predict(val_x, verbose=0))
-        return (seconds, ba, recalibrated_ba(model)), model
 
-    def run_idc_noaug():
-        clf, seconds, ba = fit_idc(augment=False, recalibrate_batch_norm=False)
-        return (seconds, ba, recalibrated_ba(clf.model_)), clf
+def main() -> int:
+    args = parse_args()
+    if not args.data.is_dir():
+        print(f"no data at {args.data}: pass --data", file=sys.stderr)
+        return 2
+    if args.tf_threads is not None:
+        from idcclf._threads import limit_tf_threads
 
-    runners = {IDC_AUG: run_idc_aug, PLAIN: run_plain, IDC_NOAUG: run_idc_noaug}
+        limit_tf_threads(args.tf_threads)  # before TensorFlow starts; children inherit it
+    from sklearn.utils import compute_sample_weight
+
+    from idcclf import load_idc
+    from idcclf._training import RECALIBRATION_SAMPLES
+
+    bunch = load_idc(args.data)
+    patients = np.unique(bunch.groups)
+    val_patients = patients[::5]  # every fifth patient is held out for the accuracy check
+    is_val = np.isin(bunch.groups, val_patients)
+    rng = np.random.default_rng(0)
+    train = rng.choice(np.flatnonzero(~is_val), size=min(args.n, (~is_val).sum()), replace=False)
+    val = rng.choice(np.flatnonzero(is_val), size=min(2000, is_val.sum()), replace=False)
+    X, y = bunch.data[train], bunch.target[train]
+    n, epochs, bs, lr = len(X), args.epochs, args.batch_size, args.learning_rate
+    print(
+        f"{n} training patches, {len(val)} validation patches from {len(val_patients)} "
+        f"held-out patients, {epochs} epochs, batch {bs}, Adagrad {lr:g}, "
+        f"{args.augmentation} augmentation, {os.cpu_count()} CPUs, TF threads "
+        f"{args.tf_threads or 'TF default'}; every training run in a process of its own",
+        flush=True,
+    )
+    recal_pick = rng.choice(n, size=min(n, RECALIBRATION_SAMPLES), replace=False)
+    setup = {
+        "X": X,
+        "y": y,
+        "val_x": bunch.data[val],
+        "val_y": bunch.target[val],
+        # Same sample weights for plain Keras as class_weight="balanced" gives IDCClassifier.
+        "weights": compute_sample_weight("balanced", y).astype("float32"),
+        "recal_subset": X[np.sort(recal_pick)],
+        "epochs": epochs,
+        "batch_size": bs,
+        "learning_rate": lr,
+        "augmentation": args.augmentation,
+        "folder": None,
+    }
+    names = [IDC_AUG, PLAIN, IDC_NOAUG]
     results: dict[str, list] = {}
     fitted = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -304,20 +373,12 @@ def main() -> int:
                 folder = Path(tmp, "training", str(label))
                 folder.mkdir(parents=True, exist_ok=True)
                 os.symlink(args.data / name, folder / f"{i:06d}.png")
-
-            def run_tutorial():
-                folder = Path(tmp, "training")
-                seconds, ba = tutorial_pipeline(folder, n, val_x, val_y, y, epochs, bs, lr)
-                return (seconds, ba, None), None
-
-            runners = {TUTORIAL: run_tutorial, **runners}
+            setup["folder"] = Path(tmp, "training")
+            names.insert(0, TUTORIAL)
         for round_ in range(args.repeats):
-            for name, runner in runners.items():
-                clock = epoch_clock()
-                with extra_fit_callbacks(clock):
-                    (seconds, ba, ba_recal), fitted[name] = runner()
-                result = {**split_timing(n, seconds, clock.epochs), "balanced_accuracy": ba}
-                result["balanced_accuracy_after_recalibration"] = ba_recal
+            for name in names:
+                run = in_fresh_process(train_once, name, setup)
+                result, fitted[name] = run["result"], run["model"]
                 results.setdefault(name, []).append(result)
                 print(
                     f"  round {round_ + 1}: {name}: {result['images_per_s']:.0f} img/s in all, "
@@ -362,7 +423,10 @@ def main() -> int:
     # The batch-norm re-estimation that IDCClassifier's default adds, timed on its own,
     # as it runs (activations kept between layers) and measuring every layer from the
     # patches (none kept), interleaved; each one's first call includes its tracing.
-    noaug = fitted[IDC_NOAUG].model_
+    from idcclf import _ops
+    from idcclf._ops import recalibrate_batch_norm
+
+    noaug, recal_subset = fitted[IDC_NOAUG].model_, setup["recal_subset"]
     recal_seconds: dict[str, list[float]] = {"kept": [], "none kept": []}
     for _ in range(3):
         for label, budget in (("kept", _ops.RECALIBRATION_CACHE_BYTES), ("none kept", 0)):

@@ -23,10 +23,7 @@ The pipelines:
   ``steps_per_epoch=n // 32`` on this legacy iterator runs out of data after the first
   epoch). It is scored through its own ``predict`` on the validation patches loaded as
   its generator loads them (48x48, nearest-neighbour resize, times 1/255). Its clock
-  includes scanning the folders. It trains with glibc's allocator thresholds as
-  TensorFlow leaves them in a process of its own, not as ``IDCClassifier`` raises
-  them (``idcclf._allocator``); from the second repeat on, the heaps our earlier fit
-  grew still serve it, so it runs faster than on its own (``tutorial_pipeline``).
+  includes scanning the folders.
 - **ours**: ``IDCClassifier(class_weight="balanced")``, as ``idcclf train`` uses it,
   other parameters at their defaults or set with ``--set NAME=VALUE`` (a Python
   literal; repeatable). Its clock includes decoding the training PNGs
@@ -40,6 +37,10 @@ The pipelines:
 
 The two pipelines run interleaved (tutorial, ours, tutorial, ours, ...) ``--repeats``
 times, with seeds ``--seed``, ``--seed + 1``, ...; the spread across repeats is printed.
+Every run happens in a fresh Python process of its own (``in_fresh_process`` of
+``bench_training.py``), so that none inherits what an earlier one left behind: glibc's
+allocator thresholds as ``IDCClassifier`` raises them (``idcclf._allocator``), the
+heaps an earlier fit grew, warm kernel caches. Each clock starts after the imports.
 The patients are drawn at random (``--split-seed``) from every patient folder under
 the ``--data`` roots: ``--train-patients`` for training, then ``--val-patients`` (default:
 all the others) for validation; both lists are printed.
@@ -89,6 +90,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_training import (  # noqa: E402
     balanced_accuracy,
     extra_fit_callbacks,
+    in_fresh_process,
     tutorial_pipeline,
 )
 
@@ -477,20 +479,20 @@ def prepare(args, tmp: Path) -> dict:
 
 def main() -> int:
     args = parse_args()
-    pipelines = (
-        {} if args.skip_tutorial else {TUTORIAL: lambda d, s: run_tutorial(d, args.epochs, s)}
-    )
-    pipelines[OURS] = lambda d, s: run_ours(d, args.params, args.epochs, s)
+    pipelines = {} if args.skip_tutorial else {TUTORIAL: (run_tutorial, args.epochs)}
+    pipelines[OURS] = (run_ours, args.params, args.epochs)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         data = prepare(args, Path(tmp))
         for repeat in range(args.repeats):
             seed = args.seed + repeat
-            for name, runner in pipelines.items():
+            for name, (runner, *settings) in pipelines.items():
                 print(f"  repeat {repeat + 1}, {name}, seed {seed}", flush=True)
                 start = time.perf_counter()
-                run = {"pipeline": name, "repeat": repeat + 1, "seed": seed, **runner(data, seed)}
-                run["run_seconds"] = time.perf_counter() - start  # scoring included
+                points = in_fresh_process(runner, data, *settings, seed)
+                run = {"pipeline": name, "repeat": repeat + 1, "seed": seed, **points}
+                # scoring and the new process's start-up included
+                run["run_seconds"] = time.perf_counter() - start
                 runs.append(run)
     summary = summarize(runs, args.targets)
     print_summary(summary, args.targets, args.repeats, args.epochs)

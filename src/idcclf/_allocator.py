@@ -81,9 +81,10 @@ def keep_tensor_buffers() -> bool:
 def as_tensorflow_sets_it() -> bool:
     """Put back the thresholds TensorFlow leaves in a fresh process (128 KiB each).
 
-    For benchmarks that run another pipeline (the tutorial's) in the same process as
-    ``IDCClassifier``, so that it runs as it would on its own. Returns False without
-    glibc.
+    For measuring TensorFlow's setting against ours in one process
+    (``tests/test_allocator.py``). It does not undo what a fit under our setting left
+    behind (grown heaps), so the benchmarks run each pipeline in a process of its own
+    instead. Returns False without glibc.
     """
     return _set_thresholds(TENSORFLOW_THRESHOLD, TENSORFLOW_THRESHOLD)
 
