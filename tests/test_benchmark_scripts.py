@@ -38,6 +38,22 @@ def test_split_timing_separates_the_epochs_from_the_fixed_costs():
     assert timing["outside_epochs_s"] == pytest.approx(2.0)
 
 
+def test_in_fresh_process_runs_elsewhere_and_reports_failures(monkeypatch):
+    """Each benchmark run gets a process of its own, and its errors are not lost."""
+    import os
+
+    # on the path while the children start too: they import the script's helper
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from bench_training import in_fresh_process
+
+    assert in_fresh_process(divmod, 17, 5) == (3, 2)
+    assert in_fresh_process(os.getpid) != os.getpid()
+    with pytest.raises(RuntimeError, match="(?s)int failed in its own process.*ValueError"):
+        in_fresh_process(int, "not a number")
+    with pytest.raises(RuntimeError, match="ended without a result .exit code 3"):
+        in_fresh_process(os._exit, 3)
+
+
 def test_bench_training_reports_each_round_and_the_fixed_costs(tmp_path):
     out = tmp_path / "throughput.json"
     stdout = run_script(
