@@ -25,12 +25,14 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_training import in_fresh_process  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {"tensorflow": "0", "raised": "1"}  # IDCCLF_KEEP_TENSOR_BUFFERS
@@ -44,7 +46,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--predict", type=int, default=8192)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--child", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -63,40 +64,32 @@ def since(start: dict) -> dict:
     return {key: now[key] - start[key] for key in start}
 
 
-def child(args: argparse.Namespace) -> dict:
-    """One variant's measurements; its switch is already in the environment."""
+def measure(variant: str, data: Path, n: int, epochs: int, predict: int) -> dict:
+    """One variant's measurements; meant for a fresh process (``in_fresh_process``)."""
+    # Read at every fit and prediction, so setting it here, before any, is enough.
+    os.environ["IDCCLF_KEEP_TENSOR_BUFFERS"] = VARIANTS[variant]
     import numpy as np
 
     from idcclf import IDCClassifier, load_idc
 
-    bunch = load_idc(args.data)
+    bunch = load_idc(data)
     rng = np.random.default_rng(0)
-    train = rng.choice(len(bunch.target), size=min(args.n, len(bunch.target)), replace=False)
+    train = rng.choice(len(bunch.target), size=min(n, len(bunch.target)), replace=False)
     X, y = bunch.data[train], bunch.target[train]
     params = dict(random_state=0, verbose=0, stain_jitter=0.05, validation_fraction=0)
     IDCClassifier(epochs=1, **params).fit(X[:256], y[:256])
     start = usage()
-    clf = IDCClassifier(epochs=args.epochs, **params).fit(X, y)
+    clf = IDCClassifier(epochs=epochs, **params).fit(X, y)
     fit = since(start)
-    patches = bunch.data[: args.predict]
+    patches = bunch.data[:predict]
     start = usage()
     clf.predict_proba(patches)
-    predict = since(start)
+    predict_usage = since(start)
     return {
-        "fit": {**fit, "images_per_s": args.epochs * len(X) / fit["wall_s"]},
-        "predict": {**predict, "images_per_s": len(patches) / predict["wall_s"]},
+        "fit": {**fit, "images_per_s": epochs * len(X) / fit["wall_s"]},
+        "predict": {**predict_usage, "images_per_s": len(patches) / predict_usage["wall_s"]},
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
-
-
-def run_child(args: argparse.Namespace, variant: str) -> dict:
-    command = [sys.executable, __file__, "--child", variant, "--data", str(args.data)]
-    command += ["--n", str(args.n), "--epochs", str(args.epochs), "--predict", str(args.predict)]
-    env = {**os.environ, "IDCCLF_KEEP_TENSOR_BUFFERS": VARIANTS[variant]}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise SystemExit(f"the {variant} run failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def line(variant: str, part: str, r: dict) -> str:
@@ -108,9 +101,6 @@ def line(variant: str, part: str, r: dict) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.child:
-        print(json.dumps(child(args)))
-        return 0
     if not args.data.is_dir():
         print(f"no data at {args.data}: pass --data", file=sys.stderr)
         return 2
@@ -123,7 +113,12 @@ def main(argv=None) -> int:
     print(f"{'setting':<11}{'part':<9}" + "".join(f"{h:>8}" for h in header) + f"{'faults M':>10}")
     rounds = []
     for round_ in range(args.repeats):
-        results = {variant: run_child(args, variant) for variant in VARIANTS}
+        results = {
+            variant: in_fresh_process(
+                measure, variant, args.data, args.n, args.epochs, args.predict
+            )
+            for variant in VARIANTS
+        }
         for variant, r in results.items():
             for part in ("fit", "predict"):
                 print(line(variant, part, r[part]))
@@ -140,7 +135,6 @@ def main(argv=None) -> int:
         rounds.append({"results": results, "speedup": ratios})
     if args.out:
         settings = {key: (str(v) if isinstance(v, Path) else v) for key, v in vars(args).items()}
-        settings.pop("child")
         tmp = args.out.with_name(args.out.name + ".tmp")
         tmp.write_text(json.dumps({"settings": settings, "rounds": rounds}, indent=1))
         tmp.replace(args.out)
