@@ -65,6 +65,14 @@ Usage::
         [--epochs 20] [--repeats 3] [--set NAME=VALUE ...] [--out time_to_quality.json]
         [--plot time_to_quality.png]
 
+Pairs over several runs: ``--pairs FILE.json [FILE.json ...]`` reads the JSONs of
+earlier runs (nothing is trained) and prints, for every interleaved pair (the tutorial
+and ``IDCClassifier`` of one repeat), each pipeline's time to each target and the
+ratio tutorial / ours, then how many pairs reached ``--speedup`` (default 5: ours in
+at most 1/5 of the tutorial's time). Where the tutorial did not reach a target within
+its budget, the ratio is a lower bound, its budget's end over ours (printed ``>``);
+where ours did not, an upper bound (``<``), which never counts as reached.
+
 Smoke test (a minute or two)::
 
     python benchmarks/time_to_quality.py --data ../shared/data/idc --train-patients 4 \\
@@ -122,6 +130,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--skip-tutorial", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("time_to_quality.json"))
     parser.add_argument("--plot", type=Path, default=Path("time_to_quality.png"))
+    parser.add_argument(
+        "--pairs", type=Path, nargs="+", metavar="FILE", help="print the pairs of earlier runs"
+    )
+    parser.add_argument("--speedup", type=float, default=5.0, help="with --pairs (default 5)")
     args = parser.parse_args()
     args.data = args.data or DEFAULT_DATA
     for name in ("train_patients", "epochs", "repeats"):
@@ -407,6 +419,57 @@ def print_summary(summary: dict, targets: list[float], repeats: int, epochs: int
         print(f"{name:<15}" + "".join(f"{c:>22}" for c in cells) + f"{text:>26}")
 
 
+def pair_ratio(tutorial: dict, ours: dict, target: float) -> tuple[str, float | None]:
+    """Tutorial's time to ``target`` over ours: ``("=", r)``, a bound ``(">", r)`` or
+    ``("<", r)`` where one pipeline did not get there within its budget, or
+    ``("", None)`` where neither did."""
+    theirs, mine = first_time(tutorial["points"], target), first_time(ours["points"], target)
+    if theirs is not None and mine is not None:
+        return "=", theirs / mine
+    if mine is not None:
+        return ">", tutorial["points"][-1]["seconds"] / mine
+    if theirs is not None:
+        return "<", theirs / ours["points"][-1]["seconds"]
+    return "", None
+
+
+def print_pairs(paths: list[Path], targets: list[float], speedup: float) -> int:
+    """The pairs of earlier runs, their ratios, and how many reached ``speedup``."""
+    pairs = []
+    for path in paths:
+        runs = json.loads(path.read_text())["runs"]
+        for repeat in dict.fromkeys(run["repeat"] for run in runs):
+            by_pipeline = {run["pipeline"]: run for run in runs if run["repeat"] == repeat}
+            if set(by_pipeline) != {TUTORIAL, OURS}:
+                print(f"{path}: repeat {repeat} has no pair ({', '.join(by_pipeline)})")
+                continue
+            pairs.append((path.name, repeat, by_pipeline[TUTORIAL], by_pipeline[OURS]))
+    if not pairs:
+        print("no pairs of the tutorial and IDCClassifier in these files", file=sys.stderr)
+        return 2
+    print("tutorial's time / ours to each target; '>' and '<': one did not reach it")
+    print(f"{'file':<40}{'seed':>5}" + "".join(f"{t:>24.2f}" for t in targets))
+    met = dict.fromkeys(targets, 0)
+    for name, _, tutorial, ours in pairs:
+        cells = []
+        for target in targets:
+            relation, ratio = pair_ratio(tutorial, ours, target)
+            theirs, mine = (first_time(run["points"], target) for run in (tutorial, ours))
+            times = "/".join("-" if t is None else f"{t:.0f}" for t in (theirs, mine))
+            if ratio is None:
+                cells.append(f"{times} s, n/a")
+                continue
+            met[target] += relation in "=>" and ratio >= speedup
+            shown = f"{ratio:.1f}x" if relation == "=" else f"{relation}{ratio:.1f}x"
+            cells.append(f"{times} s, {shown}")
+        print(f"{name:<40}{tutorial['seed']:>5}" + "".join(f"{c:>24}" for c in cells))
+    print(
+        f"pairs with ours at most 1/{speedup:g} of the tutorial's time: "
+        + ", ".join(f"{t:.2f}: {met[t]} of {len(pairs)}" for t in targets)
+    )
+    return 0
+
+
 def plot(runs: list, targets: list[float], path: Path, title: str) -> None:
     import matplotlib
 
@@ -479,6 +542,8 @@ def prepare(args, tmp: Path) -> dict:
 
 def main() -> int:
     args = parse_args()
+    if args.pairs:
+        return print_pairs(args.pairs, args.targets, args.speedup)
     pipelines = {} if args.skip_tutorial else {TUTORIAL: (run_tutorial, args.epochs)}
     pipelines[OURS] = (run_ours, args.params, args.epochs)
     runs = []

@@ -120,6 +120,50 @@ def test_time_to_quality_scores_both_pipelines_after_every_epoch(tmp_path):
     assert "wall time (s, training only)" in stdout
 
 
+def _ttq_run(pipeline: str, repeat: int, seed: int, curve: list) -> dict:
+    points = [
+        {"epoch": e, "seconds": t, "balanced_accuracy": ba, "final": False}
+        for e, (t, ba) in enumerate(curve, start=1)
+    ]
+    return {"pipeline": pipeline, "repeat": repeat, "seed": seed, "points": points}
+
+
+def test_time_to_quality_pairs_reports_ratios_bounds_and_the_tally(tmp_path):
+    tutorial, ours = "tutorial", "IDCClassifier"
+    first = tmp_path / "first.json"
+    first.write_text(json.dumps({"runs": [
+        # both reach 0.80: 500 s against 100 s, exactly the 1/5 target
+        _ttq_run(tutorial, 1, 0, [(250, 0.70), (500, 0.81)]),
+        _ttq_run(ours, 1, 0, [(100, 0.82), (200, 0.83)]),
+        # the tutorial never does: at least its budget's 700 s over ours' 140 s
+        _ttq_run(tutorial, 2, 1, [(350, 0.72), (700, 0.79)]),
+        _ttq_run(ours, 2, 1, [(140, 0.80)]),
+    ]}))  # fmt: skip
+    second = tmp_path / "second.json"
+    second.write_text(json.dumps({"runs": [
+        # ours never does: the ratio is an upper bound and never counts
+        _ttq_run(tutorial, 1, 2, [(300, 0.80)]),
+        _ttq_run(ours, 1, 2, [(20, 0.78), (30, 0.79)]),
+        _ttq_run(ours, 2, 3, [(20, 0.81)]),  # no tutorial run to pair it with
+    ]}))  # fmt: skip
+    stdout = run_script(
+        "time_to_quality.py", "--pairs", str(first), str(second), "--targets", "0.8"
+    )
+    rows = {
+        " ".join(line.split()[:2]): line
+        for line in stdout.splitlines()
+        if line.startswith(("first.json", "second.json"))
+    }
+    assert len(rows) == 3
+    assert rows["first.json 0"].endswith("500/100 s, 5.0x")
+    assert rows["first.json 1"].endswith("-/140 s, >5.0x")
+    assert rows["second.json 2"].endswith("300/- s, <10.0x")
+    assert "repeat 2 has no pair (IDCClassifier)" in stdout
+    assert "1/5 of the tutorial's time: 0.80: 2 of 3" in stdout
+    stdout = run_script("time_to_quality.py", "--pairs", str(first), "--speedup", "6")
+    assert "1/6 of the tutorial's time: 0.70: 0 of 2, 0.75: 0 of 2, 0.80: 0 of 2" in stdout
+
+
 def test_bench_batch_norm_compares_the_fused_layer_with_keras(tmp_path):
     out = tmp_path / "batch_norm.json"
     stdout = run_script(
