@@ -459,7 +459,7 @@ def print_pairs(paths: list[Path], targets: list[float], speedup: float) -> int:
             if ratio is None:
                 cells.append(f"{times} s, n/a")
                 continue
-            met[target] += relation in "=>" and ratio >= speedup
+            met[target] += relation in ("=", ">") and ratio >= speedup
             shown = f"{ratio:.1f}x" if relation == "=" else f"{relation}{ratio:.1f}x"
             cells.append(f"{times} s, {shown}")
         print(f"{name:<40}{tutorial['seed']:>5}" + "".join(f"{c:>24}" for c in cells))
