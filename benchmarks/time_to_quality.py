@@ -419,17 +419,18 @@ def print_summary(summary: dict, targets: list[float], repeats: int, epochs: int
         print(f"{name:<15}" + "".join(f"{c:>22}" for c in cells) + f"{text:>26}")
 
 
-def pair_ratio(tutorial: dict, ours: dict, target: float) -> tuple[str, float | None]:
-    """Tutorial's time to ``target`` over ours: ``("=", r)``, a bound ``(">", r)`` or
-    ``("<", r)`` where one pipeline did not get there within its budget, or
-    ``("", None)`` where neither did."""
-    theirs, mine = first_time(tutorial["points"], target), first_time(ours["points"], target)
+def pair_ratio(
+    theirs: float | None, mine: float | None, tutorial_end: float, ours_end: float
+) -> tuple[str, float | None]:
+    """The tutorial's time to a target (``theirs``) over ours: ``("=", r)``, a bound
+    ``(">", r)`` or ``("<", r)`` where one pipeline did not get there within its budget
+    (which ended at ``tutorial_end`` or ``ours_end``), or ``("", None)`` where neither did."""
     if theirs is not None and mine is not None:
         return "=", theirs / mine
     if mine is not None:
-        return ">", tutorial["points"][-1]["seconds"] / mine
+        return ">", tutorial_end / mine
     if theirs is not None:
-        return "<", theirs / ours["points"][-1]["seconds"]
+        return "<", theirs / ours_end
     return "", None
 
 
@@ -443,18 +444,19 @@ def print_pairs(paths: list[Path], targets: list[float], speedup: float) -> int:
             if set(by_pipeline) != {TUTORIAL, OURS}:
                 print(f"{path}: repeat {repeat} has no pair ({', '.join(by_pipeline)})")
                 continue
-            pairs.append((path.name, repeat, by_pipeline[TUTORIAL], by_pipeline[OURS]))
+            pairs.append((path.name, by_pipeline[TUTORIAL], by_pipeline[OURS]))
     if not pairs:
         print("no pairs of the tutorial and IDCClassifier in these files", file=sys.stderr)
         return 2
     print("tutorial's time / ours to each target; '>' and '<': one did not reach it")
     print(f"{'file':<40}{'seed':>5}" + "".join(f"{t:>24.2f}" for t in targets))
     met = dict.fromkeys(targets, 0)
-    for name, _, tutorial, ours in pairs:
+    for name, tutorial, ours in pairs:
         cells = []
+        ends = tutorial["points"][-1]["seconds"], ours["points"][-1]["seconds"]
         for target in targets:
-            relation, ratio = pair_ratio(tutorial, ours, target)
             theirs, mine = (first_time(run["points"], target) for run in (tutorial, ours))
+            relation, ratio = pair_ratio(theirs, mine, *ends)
             times = "/".join("-" if t is None else f"{t:.0f}" for t in (theirs, mine))
             if ratio is None:
                 cells.append(f"{times} s, n/a")
