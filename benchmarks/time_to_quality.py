@@ -3,7 +3,15 @@
 Both pipelines train on the same training patients and are scored after every epoch
 on the same held-out validation patients, by balanced accuracy. The clock runs while
 a pipeline trains and stops while it is scored, so each point is the wall time the
-pipeline needed to produce that model. The script prints, for each pipeline, the
+pipeline needed to produce that model. ``--scores-per-epoch K`` scores both pipelines
+K times an epoch instead, at evenly spaced batches (the last at the epoch's end), so
+that a target reached inside an epoch is timed there rather than at the epoch's end;
+training goes on from the weights and batch-norm statistics it had before each score
+inside an epoch. While the tutorial is scored, tf.data may go on filling its
+prefetch buffer (its generator is read through ``prefetch(AUTOTUNE)``), so each pause
+can give it a few decoded batches for free; ours trains from arrays decoded before
+its first epoch and reads nothing ahead. Each pause, and so each extra score,
+favours the tutorial. The script prints, for each pipeline, the
 wall time to first reach a validation balanced accuracy of 0.70, 0.75, 0.80 and 0.85
 (``--targets``) and its best, within ``--epochs`` epochs (the budget), and writes a
 plot of balanced accuracy against wall time and a JSON of every point.
@@ -56,13 +64,21 @@ the tutorial too, as the common yardstick):
 - larger batches with a proportionally scaled rate: ``--set batch_size=128 --set
   learning_rate=0.04``;
 - early stopping: ``--set early_stopping=True --set n_iter_no_change=3``;
-- ``--skip-tutorial`` to run ours alone.
+- ``--skip-tutorial`` to run ours alone;
+- ``--train-fraction F`` (with ``--skip-tutorial``): ours trains on a random,
+  class-stratified share F of the training patches, drawn after decoding them all (so
+  the clock still pays for every PNG). With ``--epochs 1`` it trains as the full run
+  had trained after a share F of its first epoch (as many patches, drawn at random,
+  as an epoch's random order visits first), and times what a user waits for to get
+  such a model from ``fit``: its whole fit, internal validation and batch-norm
+  re-estimation included.
 
 Usage::
 
     python benchmarks/time_to_quality.py [--data ../shared/data/idc --data
         ../shared/data/idc-partial] [--train-patients 60] [--val-patients N]
-        [--epochs 20] [--repeats 3] [--set NAME=VALUE ...] [--out time_to_quality.json]
+        [--epochs 20] [--repeats 3] [--scores-per-epoch 1] [--set NAME=VALUE ...]
+        [--out time_to_quality.json]
         [--plot time_to_quality.png]
 
 Pairs over several runs: ``--pairs FILE.json [FILE.json ...]`` reads the JSONs of
@@ -72,6 +88,9 @@ ratio tutorial / ours, then how many pairs reached ``--speedup`` (default 5: our
 at most 1/5 of the tutorial's time). Where the tutorial did not reach a target within
 its budget, the ratio is a lower bound, its budget's end over ours (printed ``>``);
 where ours did not, an upper bound (``<``), which never counts as reached.
+``--whole-epochs`` reads only the scores at the ends of epochs, so runs made with
+``--scores-per-epoch K`` can also be read as if each pipeline had been scored once an
+epoch.
 
 Smoke test (a minute or two)::
 
@@ -122,25 +141,49 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=20, help="budget, per run (default 20)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--scores-per-epoch",
+        type=int,
+        default=1,
+        metavar="K",
+        help="score both pipelines K times an epoch, at evenly spaced batches (default 1)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the first repeat")
     parser.add_argument("--targets", type=float, nargs="+", default=[0.70, 0.75, 0.80, 0.85])
     parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="IDCClassifier parameter"
     )
     parser.add_argument("--skip-tutorial", action="store_true")
+    parser.add_argument(
+        "--train-fraction",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="ours trains on a random, class-stratified share F of the training patches "
+        "(drawn with each run's seed; needs --skip-tutorial; default 1)",
+    )
     parser.add_argument("--out", type=Path, default=Path("time_to_quality.json"))
     parser.add_argument("--plot", type=Path, default=Path("time_to_quality.png"))
     parser.add_argument(
         "--pairs", type=Path, nargs="+", metavar="FILE", help="print the pairs of earlier runs"
     )
     parser.add_argument("--speedup", type=float, default=5.0, help="with --pairs (default 5)")
+    parser.add_argument(
+        "--whole-epochs",
+        action="store_true",
+        help="with --pairs: only the scores at the end of an epoch (as --scores-per-epoch 1)",
+    )
     args = parser.parse_args()
     args.data = args.data or DEFAULT_DATA
-    for name in ("train_patients", "epochs", "repeats"):
+    for name in ("train_patients", "epochs", "repeats", "scores_per_epoch"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.val_patients is not None and args.val_patients < 1:
         parser.error("--val-patients must be at least 1")
+    if not 0 < args.train_fraction <= 1:
+        parser.error(f"--train-fraction {args.train_fraction}: must be in (0, 1]")
+    if args.train_fraction < 1 and not args.skip_tutorial:
+        parser.error("--train-fraction: the tutorial trains on every patch; add --skip-tutorial")
     args.params = parse_params(parser, args.set)
     return args
 
@@ -247,19 +290,47 @@ class Clock:
         return time.perf_counter() - self.start - self.paused
 
 
-def epoch_scorer(clock: Clock, score, points: list, label: str):
-    """A Keras callback: the clock stops, the model is scored, the point recorded."""
+def epoch_scorer(clock: Clock, score, points: list, label: str, per_epoch: int = 1):
+    """A Keras callback: the clock stops, the model is scored, the point recorded.
+
+    The model is scored after every epoch and, with ``per_epoch`` above 1, also
+    ``per_epoch - 1`` times inside each epoch, at evenly spaced batches (the point's
+    ``epoch`` is then fractional: 1.5 is half-way through the second epoch). Training
+    goes on from the weights and statistics it had before such a mid-epoch score.
+    """
     import keras
 
     class EpochScorer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            steps = self.params.get("steps")
+            if per_epoch > 1 and not steps:
+                raise RuntimeError(f"{label}: scoring inside an epoch needs its number of steps")
+            self.inside = {round(steps * j / per_epoch) for j in range(1, per_epoch)} - {0, steps}
+            self.steps, self.epoch = steps, 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if batch + 1 in self.inside:
+                # Scoring ours re-estimates the batch-norm statistics in place: put
+                # back what training had, so that a mid-epoch score changes nothing.
+                kept = [v.numpy() for v in self.model.non_trainable_variables]
+                self.record(self.epoch + (batch + 1) / self.steps, logs)
+                for variable, value in zip(self.model.non_trainable_variables, kept, strict=True):
+                    variable.assign(value)
+
         def on_epoch_end(self, epoch, logs=None):
+            self.record(epoch + 1, logs)
+
+        def record(self, epoch, logs):
             stopped = time.perf_counter()
             seconds = clock.elapsed()
             ba, counted = score(self.model)
             loss = (logs or {}).get("loss")
             points.append(
                 {
-                    "epoch": epoch + 1,
+                    "epoch": round(epoch, 3),
                     "seconds": seconds + counted,
                     "balanced_accuracy": ba,
                     "loss": None if loss is None else float(loss),
@@ -268,7 +339,7 @@ def epoch_scorer(clock: Clock, score, points: list, label: str):
                 }
             )
             print(
-                f"    {label} epoch {epoch + 1}: {seconds + counted:.0f} s, bal. acc. {ba:.3f}",
+                f"    {label} epoch {epoch:.3g}: {seconds + counted:.0f} s, bal. acc. {ba:.3f}",
                 flush=True,
             )
             clock.paused += time.perf_counter() - stopped
@@ -279,7 +350,7 @@ def epoch_scorer(clock: Clock, score, points: list, label: str):
 # --------------------------------------------------------------------------- runs
 
 
-def run_tutorial(data: dict, epochs: int, seed: int) -> dict:
+def run_tutorial(data: dict, epochs: int, per_epoch: int, seed: int) -> dict:
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -300,7 +371,7 @@ def run_tutorial(data: dict, epochs: int, seed: int) -> dict:
         1e-2, decay_steps=1, decay_rate=1e-2 / epochs
     )
     clock = Clock()
-    with extra_fit_callbacks(epoch_scorer(clock, score, points, TUTORIAL)):
+    with extra_fit_callbacks(epoch_scorer(clock, score, points, TUTORIAL, per_epoch)):
         tutorial_pipeline(
             data["folder"], len(data["train_y"]), data["probe_x"], data["probe_y"],
             data["train_y"], epochs, 32, rate,
@@ -308,7 +379,7 @@ def run_tutorial(data: dict, epochs: int, seed: int) -> dict:
     return {"points": points}
 
 
-def run_ours(data: dict, params: dict, epochs: int, seed: int) -> dict:
+def run_ours(data: dict, params: dict, epochs: int, per_epoch: int, seed: int) -> dict:
     import keras
 
     from idcclf import IDCClassifier, _ops, _training
@@ -319,6 +390,15 @@ def run_ours(data: dict, params: dict, epochs: int, seed: int) -> dict:
     points: list = []
     clock = Clock()
     X, y, groups, _ = load(data["train"], cache=False)
+    if data["train_fraction"] < 1:
+        # every PNG is still decoded (and its time counted): a share drawn after loading
+        from sklearn.model_selection import train_test_split
+
+        keep, _ = train_test_split(
+            np.arange(len(y)), train_size=data["train_fraction"], stratify=y, random_state=seed
+        )
+        keep = np.sort(keep)
+        X, y, groups = X[keep], y[keep], groups[keep]
     load_seconds = clock.elapsed()
     pick = np.random.default_rng(seed).choice(
         len(X), size=min(len(X), _training.RECALIBRATION_SAMPLES), replace=False
@@ -337,7 +417,7 @@ def run_ours(data: dict, params: dict, epochs: int, seed: int) -> dict:
             ba = balanced_accuracy(data["val_y"], clf.predict_proba(data["val_x"]))
         return ba, counted
 
-    with extra_fit_callbacks(epoch_scorer(clock, score, points, OURS)):
+    with extra_fit_callbacks(epoch_scorer(clock, score, points, OURS, per_epoch)):
         clf.fit(X, y, groups=groups)
     # The model fit returns, at the time fit returned: what happens after the last
     # epoch (restoring the best weights, re-estimating the batch-norm statistics,
@@ -358,7 +438,12 @@ def run_ours(data: dict, params: dict, epochs: int, seed: int) -> dict:
         }
     )
     print(f"    {OURS} fitted model: {seconds:.0f} s, bal. acc. {ba:.3f}", flush=True)
-    return {"points": points, "load_seconds": load_seconds, "params": clf.get_params()}
+    return {
+        "points": points,
+        "load_seconds": load_seconds,
+        "n_train_patches": len(y),
+        "params": clf.get_params(),
+    }
 
 
 # --------------------------------------------------------------------------- report
@@ -434,11 +519,21 @@ def pair_ratio(
     return "", None
 
 
-def print_pairs(paths: list[Path], targets: list[float], speedup: float) -> int:
+def at_epoch_ends(run: dict) -> dict:
+    """``run`` with only the points scored at the end of an epoch, and fit's last."""
+    points = [p for p in run["points"] if p["final"] or float(p["epoch"]).is_integer()]
+    return {**run, "points": points}
+
+
+def print_pairs(
+    paths: list[Path], targets: list[float], speedup: float, whole_epochs: bool = False
+) -> int:
     """The pairs of earlier runs, their ratios, and how many reached ``speedup``."""
     pairs = []
     for path in paths:
         runs = json.loads(path.read_text())["runs"]
+        if whole_epochs:
+            runs = [at_epoch_ends(run) for run in runs]
         for repeat in dict.fromkeys(run["repeat"] for run in runs):
             by_pipeline = {run["pipeline"]: run for run in runs if run["repeat"] == repeat}
             if set(by_pipeline) != {TUTORIAL, OURS}:
@@ -531,6 +626,7 @@ def prepare(args, tmp: Path) -> dict:
         # per-epoch scores use the whole validation set.
         "probe_x": val_x[probe],
         "probe_y": val_y[probe],
+        "train_fraction": args.train_fraction,
         "folder": None if args.skip_tutorial else link_tree(tmp / "training", train_files, train_y),
     }
     print(
@@ -545,9 +641,11 @@ def prepare(args, tmp: Path) -> dict:
 def main() -> int:
     args = parse_args()
     if args.pairs:
-        return print_pairs(args.pairs, args.targets, args.speedup)
-    pipelines = {} if args.skip_tutorial else {TUTORIAL: (run_tutorial, args.epochs)}
-    pipelines[OURS] = (run_ours, args.params, args.epochs)
+        return print_pairs(args.pairs, args.targets, args.speedup, args.whole_epochs)
+    pipelines = (
+        {} if args.skip_tutorial else {TUTORIAL: (run_tutorial, args.epochs, args.scores_per_epoch)}
+    )
+    pipelines[OURS] = (run_ours, args.params, args.epochs, args.scores_per_epoch)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         data = prepare(args, Path(tmp))

@@ -95,11 +95,11 @@ def test_bench_allocator_runs_each_setting_in_a_process_of_its_own(tmp_path):
     assert "round 1: raised thresholds" in stdout
 
 
-def test_time_to_quality_scores_both_pipelines_after_every_epoch(tmp_path):
+def test_time_to_quality_scores_both_pipelines_after_and_inside_every_epoch(tmp_path):
     out, plot = tmp_path / "ttq.json", tmp_path / "ttq.png"
     stdout = run_script(
         "time_to_quality.py", "--data", str(sample_path()), "--train-patients", "4",
-        "--val-patients", "3", "--epochs", "2", "--repeats", "1",
+        "--val-patients", "3", "--epochs", "2", "--repeats", "1", "--scores-per-epoch", "2",
         "--set", "filters=(4, 8, 8)", "--set", "dense_units=8", "--set", "lr_schedule='one_cycle'",
         "--out", str(out), "--plot", str(plot),
     )  # fmt: skip
@@ -109,10 +109,12 @@ def test_time_to_quality_scores_both_pipelines_after_every_epoch(tmp_path):
     val = {p for ps in report["config"]["val_patients_list"].values() for p in ps}
     assert len(train) == 4 and len(val) == 3 and not train & val
     for run in report["runs"]:
-        epochs = [p for p in run["points"] if not p["final"]]
-        assert [p["epoch"] for p in epochs] == [1, 2]
-        seconds = [p["seconds"] for p in epochs]
-        assert seconds == sorted(seconds) and seconds[0] > 0
+        scored = [p["epoch"] for p in run["points"] if not p["final"]]
+        # twice an epoch: once half-way (as near as whole batches allow), once at its end
+        assert len(scored) == 4 and scored[1::2] == [1, 2]
+        assert 0 < scored[0] < 1 < scored[2] < 2
+        ends = [p["seconds"] for p in run["points"] if p["epoch"] in (1, 2) and not p["final"]]
+        assert ends == sorted(ends) and ends[0] > 0
     (final,) = [p for p in report["runs"][1]["points"] if p["final"]]
     assert final["kept_epoch"] is None  # no early stopping: the last epoch's weights
     assert set(report["summary"]) == {"tutorial", "IDCClassifier"}
@@ -126,6 +128,61 @@ def _ttq_run(pipeline: str, repeat: int, seed: int, curve: list) -> dict:
         for e, (t, ba) in enumerate(curve, start=1)
     ]
     return {"pipeline": pipeline, "repeat": repeat, "seed": seed, "points": points}
+
+
+def test_time_to_quality_trains_ours_on_a_share_of_the_patches(tmp_path):
+    out = tmp_path / "share.json"
+    run_script(
+        "time_to_quality.py", "--data", str(sample_path()), "--train-patients", "4",
+        "--val-patients", "3", "--epochs", "1", "--repeats", "1", "--skip-tutorial",
+        "--train-fraction", "0.5", "--set", "filters=(4, 8, 8)", "--set", "dense_units=8",
+        "--out", str(out), "--plot", str(tmp_path / "share.png"),
+    )  # fmt: skip
+    report = json.loads(out.read_text())
+    (run,) = report["runs"]
+    assert run["n_train_patches"] == pytest.approx(report["config"]["n_train"] / 2, abs=1)
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "time_to_quality.py"), "--train-fraction", "0.5"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "add --skip-tutorial" in done.stderr
+
+
+def test_a_score_inside_an_epoch_leaves_training_as_it_was(monkeypatch):
+    """Scoring ours re-estimates batch-norm statistics in place; inside an epoch the
+    scorer must put them back, and it must score where it says."""
+    import keras
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from time_to_quality import Clock, epoch_scorer
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization()])
+    model.add(keras.layers.Dense(1))
+    model.compile("sgd", "mse")
+
+    def spoiling_score(scored):
+        for variable in scored.non_trainable_variables:
+            variable.assign(np.full(variable.shape, 123.0, "float32"))
+        return 0.5, 0.0
+
+    class Watch(keras.callbacks.Callback):
+        spoiled = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            values = [v.numpy() for v in self.model.non_trainable_variables]
+            self.spoiled += any((value > 100).any() for value in values)
+
+    points: list = []
+    watch = Watch()
+    scorer = epoch_scorer(Clock(), spoiling_score, points, "toy", per_epoch=4)
+    x, y = np.random.default_rng(0).normal(size=(2, 80, 3)).astype("float32")
+    model.fit(x, y[:, :1], batch_size=10, epochs=1, verbose=0, callbacks=[scorer, watch])
+    assert [p["epoch"] for p in points] == [0.25, 0.5, 0.75, 1]
+    # the end-of-epoch score comes after the last batch; the three inside are undone
+    assert watch.spoiled == 0
+    assert all((v.numpy() > 100).all() for v in model.non_trainable_variables)
 
 
 def test_time_to_quality_pairs_reports_ratios_bounds_and_the_tally(tmp_path):
@@ -162,6 +219,20 @@ def test_time_to_quality_pairs_reports_ratios_bounds_and_the_tally(tmp_path):
     assert "1/5 of the tutorial's time: 0.80: 2 of 3" in stdout
     stdout = run_script("time_to_quality.py", "--pairs", str(first), "--speedup", "6")
     assert "1/6 of the tutorial's time: 0.70: 0 of 2, 0.75: 0 of 2, 0.80: 0 of 2" in stdout
+
+    # scored twice an epoch: ours is at 0.80 half-way through its first epoch
+    halves = tmp_path / "halves.json"
+    runs = [
+        _ttq_run(tutorial, 1, 4, [(200, 0.70), (400, 0.81)]),
+        _ttq_run(ours, 1, 4, [(50, 0.81), (100, 0.82)]),
+    ]
+    for run in runs:
+        for point, epoch in zip(run["points"], (0.5, 1), strict=True):
+            point["epoch"] = epoch
+    halves.write_text(json.dumps({"runs": runs}))
+    args = ("time_to_quality.py", "--pairs", str(halves), "--targets", "0.8")
+    assert "400/50 s, 8.0x" in run_script(*args)
+    assert "400/100 s, 4.0x" in run_script(*args, "--whole-epochs")
 
 
 def test_bench_batch_norm_compares_the_fused_layer_with_keras(tmp_path):
