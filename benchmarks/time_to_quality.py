@@ -313,20 +313,21 @@ def epoch_scorer(clock: Clock, score, points: list, label: str, per_epoch: int =
 
         def on_train_batch_end(self, batch, logs=None):
             if batch + 1 in self.inside:
-                # Scoring ours re-estimates the batch-norm statistics in place: put
-                # back what training had, so that a mid-epoch score changes nothing.
-                kept = [v.numpy() for v in self.model.non_trainable_variables]
-                self.record(self.epoch + (batch + 1) / self.steps, logs)
-                for variable, value in zip(self.model.non_trainable_variables, kept, strict=True):
-                    variable.assign(value)
+                self.record(self.epoch + (batch + 1) / self.steps, logs, inside=True)
 
         def on_epoch_end(self, epoch, logs=None):
             self.record(epoch + 1, logs)
 
-        def record(self, epoch, logs):
+        def record(self, epoch, logs, inside=False):
             stopped = time.perf_counter()
             seconds = clock.elapsed()
+            # Scoring ours re-estimates the batch-norm statistics in place: inside an
+            # epoch, put back what training had, so that the score changes nothing.
+            kept = [v.numpy() for v in self.model.non_trainable_variables] if inside else []
             ba, counted = score(self.model)
+            if inside:
+                for variable, value in zip(self.model.non_trainable_variables, kept, strict=True):
+                    variable.assign(value)
             loss = (logs or {}).get("loss")
             points.append(
                 {
