@@ -89,9 +89,11 @@ def test_bench_allocator_runs_each_setting_in_a_process_of_its_own(tmp_path):
         assert result["peak_rss_mb"] > 0
         assert result["fit"]["images_per_s"] == pytest.approx(256 / result["fit"]["wall_s"])
     if on_glibc():
-        # TensorFlow's setting maps every large buffer afresh: many more page faults.
+        # TensorFlow's setting maps large buffers afresh: more page faults. How many
+        # more depends on the machine and the size (1.7x on one VM, 16-211x in the
+        # runs of docs/benchmarks_training.md).
         tensorflow, raised = (results[v]["fit"]["minor_faults"] for v in ("tensorflow", "raised"))
-        assert raised < tensorflow / 2
+        assert raised < 0.8 * tensorflow
     assert "round 1: raised thresholds" in stdout
 
 
