@@ -147,6 +147,7 @@ def test_time_to_quality_trains_ours_on_a_share_of_the_patches(tmp_path):
         [sys.executable, str(BENCHMARKS / "time_to_quality.py"), "--train-fraction", "0.5"],
         capture_output=True,
         text=True,
+        timeout=300,
     )
     assert done.returncode == 2 and "add --skip-tutorial" in done.stderr
 
