@@ -301,20 +301,6 @@ def epoch_scorer(clock: Clock, score, points: list, label: str, per_epoch: int =
     import keras
 
     class EpochScorer(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            steps = self.params.get("steps")
-            if per_epoch > 1 and not steps:
-                raise RuntimeError(f"{label}: scoring inside an epoch needs its number of steps")
-            self.inside = {round(steps * j / per_epoch) for j in range(1, per_epoch)} - {0, steps}
-            self.steps, self.epoch = steps, 0
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
-
-        def on_train_batch_end(self, batch, logs=None):
-            if batch + 1 in self.inside:
-                self.record(self.epoch + (batch + 1) / self.steps, logs, inside=True)
-
         def on_epoch_end(self, epoch, logs=None):
             self.record(epoch + 1, logs)
 
@@ -345,7 +331,25 @@ def epoch_scorer(clock: Clock, score, points: list, label: str, per_epoch: int =
             )
             clock.paused += time.perf_counter() - stopped
 
-    return EpochScorer()
+    class InsideEpochScorer(EpochScorer):
+        # Only this one has a batch hook: any callback with one makes Keras call every
+        # callback synchronously after every batch, so scoring once an epoch leaves
+        # the training loop as it was.
+        def on_train_begin(self, logs=None):
+            steps = self.params.get("steps")
+            if not steps:
+                raise RuntimeError(f"{label}: scoring inside an epoch needs its number of steps")
+            self.inside = {round(steps * j / per_epoch) for j in range(1, per_epoch)} - {0, steps}
+            self.steps, self.epoch = steps, 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if batch + 1 in self.inside:
+                self.record(self.epoch + (batch + 1) / self.steps, logs, inside=True)
+
+    return InsideEpochScorer() if per_epoch > 1 else EpochScorer()
 
 
 # --------------------------------------------------------------------------- runs
