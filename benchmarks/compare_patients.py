@@ -10,6 +10,11 @@ mean change per patient, over all patients and by IDC share.
 Usage::
 
     python benchmarks/compare_patients.py A.npz B.npz [--fold 5] [--threshold 0.5]
+        [--b-key proba_patient_batch_norm]
+
+``--b-key`` reads run B's probabilities from another array of its file, e.g. the
+per-patient batch-norm figures that ``cv_accuracy.py --patient-batch-norm`` saves beside
+the fitted ones (then A and B may be the same file).
 """
 
 from __future__ import annotations
@@ -48,16 +53,21 @@ def order_like(run_a, run_b, names: tuple) -> np.ndarray:
     return order
 
 
-def load_aligned(path_a: Path, path_b: Path) -> dict:
-    """Both files' probabilities on the same patches, in ``path_a``'s order."""
+def load_aligned(path_a: Path, path_b: Path, key_b: str = "proba") -> dict:
+    """Both files' probabilities on the same patches, in ``path_a``'s order.
+
+    Run B's are its array ``key_b``; ``ValueError`` naming the file if it has none.
+    """
     a, b = np.load(path_a), np.load(path_b)
+    if key_b not in b.files:
+        raise ValueError(f"{path_b} has no array {key_b!r} (it has {', '.join(b.files)})")
     order = order_like(a, b, (path_a, path_b))
     return {
         "fold": a["fold"],
         "patient": a["patient"].astype(str),
         "label": a["label"],
         "proba_a": a["proba"],
-        "proba_b": b["proba"][order],
+        "proba_b": b[key_b][order],
     }
 
 
@@ -133,15 +143,19 @@ def main(argv=None) -> int:
     parser.add_argument("b", type=Path, help="predictions of the second run (.npz)")
     parser.add_argument("--fold", type=int, default=None, help="show one fold's patients only")
     parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument(
+        "--b-key", default="proba", help="the array of B's file to read (default: proba)"
+    )
     args = parser.parse_args(argv)
     try:
-        data = load_aligned(args.a, args.b)
+        data = load_aligned(args.a, args.b, args.b_key)
     except (OSError, KeyError, ValueError) as exc:
         print(f"compare_patients: {exc}", file=sys.stderr)
         return 2
     rows = patient_rows(data, args.threshold, args.fold)
     print(table(rows, ("A", "B")))
-    print(f"\nA = {args.a}, B = {args.b}, threshold {args.threshold}")
+    key = "" if args.b_key == "proba" else f" ({args.b_key})"
+    print(f"\nA = {args.a}, B = {args.b}{key}, threshold {args.threshold}")
     print(summary(rows))
     return 0
 

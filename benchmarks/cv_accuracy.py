@@ -11,7 +11,7 @@ Usage::
         [--set stain_jitter=0.05 --set learning_rate=0.02] [--fraction 0.25]
         [--train-patients 40] [--max-folds 2 | --fold 5] [--augmentation fused|layers]
         [--batch-norm fused|keras] [--seeds 3] [--first-seed 1] [--predictions PATH.npz]
-        [--standardize-patients [--means-only] | --normalize-stains]
+        [--standardize-patients [--means-only] | --normalize-stains] [--patient-batch-norm]
 
 ``--data`` may be given more than once; the roots are loaded and concatenated (their
 patient ids must not collide). By default both ``../shared/data/idc`` (22 complete
@@ -65,6 +65,13 @@ probability (the seed ensemble's mean, without test-time augmentation unless it 
 set; with ``--seeds N > 1`` also each model's own, as ``proba_per_model`` with one
 column per model), rewritten after every
 fold, for analyses that need no retraining (``benchmarks/smoothing.py``).
+
+``--patient-batch-norm`` also scores the same fitted models with their batch-norm
+statistics re-estimated on each test patient's patches alone (test-time adaptation,
+"AdaBN": ``idcclf._ops.recalibrate_batch_norm``, as at the end of a fit, on one
+patient at a time; the fitted statistics are restored after each patient), reported as
+``*_patient_batch_norm`` beside the figures of the fitted statistics, and saved as
+``proba_patient_batch_norm`` with ``--predictions``.
 """
 
 from __future__ import annotations
@@ -97,6 +104,7 @@ METRICS = (
     "accuracy",
 )
 TTA_METRICS = ("balanced_accuracy", "roc_auc", "f1")
+ADAPTED_METRICS = ("balanced_accuracy", "sensitivity", "specificity", "roc_auc", "f1")
 #: Parameters of each --recipe, the augmentation and the batch normalization it trains with.
 RECIPES = {
     "default": ({"class_weight": "balanced"}, "fused", "fused"),
@@ -210,6 +218,30 @@ def tta_figures(models, X, y) -> dict:
     return {f"{m}_{suffix}": other[m] for m in TTA_METRICS}
 
 
+def patient_batch_norm_proba(model, X, groups) -> np.ndarray:
+    """IDC probabilities with batch-norm statistics re-estimated on each patient alone.
+
+    Every patient's patches set the statistics of every batch-norm layer of ``model``'s
+    network, then are predicted; the fitted weights are restored after each patient,
+    so ``model`` is left as it was.
+    """
+    from idcclf._ops import recalibrate_batch_norm
+
+    network = model.model_
+    fitted = network.get_weights()
+    proba = np.empty(len(X))
+    try:
+        for patient in np.unique(groups):
+            mine = groups == patient
+            validated, _ = model._validate_data(X=X[mine], y=None)
+            recalibrate_batch_norm(network, validated)
+            proba[mine] = model.predict_proba(X[mine])[:, 1]
+            network.set_weights(fitted)
+    finally:
+        network.set_weights(fitted)
+    return proba
+
+
 def training_subset(train, groups, n_patients, seed) -> np.ndarray:
     """``train`` restricted to a seeded random ``n_patients`` of its patients."""
     patients = np.unique(groups[train])
@@ -252,13 +284,18 @@ def run_fold(k, train, test, X, y, groups, args, params) -> dict:
                 report[f"{m}_{suffix}"] = single[m]
     if args.tta:
         report.update(tta_figures(models, X[test], y[test]))
+    adapted = None
+    if args.patient_batch_norm:
+        adapted = np.mean([patient_batch_norm_proba(m, X[test], groups[test]) for m in models], 0)
+        figures = evaluation_report(y[test], adapted)
+        report.update({f"{m}_patient_batch_norm": figures[m] for m in ADAPTED_METRICS})
     report["fold"] = k
     report["n_train_patients"] = int(len(np.unique(groups[train])))
     report["n_train_patches"] = int(len(train))
     report["test_patients"] = sorted(map(str, np.unique(groups[test])))
     report["seconds"] = time.perf_counter() - start
     report.pop("classification_report")
-    return report, probas
+    return report, probas, adapted
 
 
 def save_predictions(path: Path, parts: list[dict]) -> None:
@@ -274,7 +311,8 @@ def summarize(folds) -> dict:
     keys = list(METRICS) + [
         key
         for key in folds[0]
-        if key.endswith(("_tta", "_first_model", "_at_validation_threshold")) or "_model_" in key
+        if key.endswith(("_tta", "_first_model", "_at_validation_threshold", "_patient_batch_norm"))
+        or "_model_" in key
     ]
     return {
         key: {
@@ -318,12 +356,25 @@ def joined_record(records: list[tuple[Path, dict]]) -> dict:
 
 
 def fold_table(record: dict) -> str:
-    """A cv_accuracy.py result as a Markdown table: one row per fold, then mean +/- std."""
-    shown = ("balanced_accuracy", "sensitivity", "specificity", "f1", "roc_auc", "pr_auc")
+    """A cv_accuracy.py result as a Markdown table: one row per fold, then mean +/- std.
+
+    A run with ``--patient-batch-norm`` gets its balanced accuracy, sensitivity,
+    specificity and ROC AUC with per-patient statistics as four more columns.
+    """
+    shown = ["balanced_accuracy", "sensitivity", "specificity", "f1", "roc_auc", "pr_auc"]
+    names = ["BAC", "sensitivity", "specificity", "F1", "ROC AUC", "PR AUC"]
+    if record.get("patient_batch_norm"):
+        for metric, name in (
+            ("balanced_accuracy", "BAC"),
+            ("sensitivity", "sensitivity"),
+            ("specificity", "specificity"),
+            ("roc_auc", "ROC AUC"),
+        ):
+            shown.append(f"{metric}_patient_batch_norm")
+            names.append(f"{name}, per-patient batch norm")
     lines = [
-        "| fold | test patients | test patches | BAC | sensitivity | specificity | F1 "
-        "| ROC AUC | PR AUC | wall s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| fold | test patients | test patches | {' | '.join(names)} | wall s |",
+        "|" + "---|" * (len(names) + 4),
     ]
     for f in record["folds"]:
         cells = " | ".join(f"{f[m]:.3f}" for m in shown)
@@ -384,6 +435,7 @@ def parse_args(argv=None):
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--no-tta", dest="tta", action="store_false")
+    parser.add_argument("--patient-batch-norm", action="store_true")
     add_standardize_options(parser)
     parser.add_argument(
         "--predictions",
@@ -513,6 +565,8 @@ def main(argv=None) -> int:
         "normalize_stains": args.normalize_stains,
         "seeds": args.seeds,
         "first_seed": args.first_seed,
+        # Only when set: results made before the option stay joinable with new parts.
+        **({"patient_batch_norm": True} if args.patient_batch_norm else {}),
         "folds": [],
     }
     splitter = StratifiedGroupKFold(n_splits=args.folds, shuffle=True, random_state=0)
@@ -522,7 +576,7 @@ def main(argv=None) -> int:
             break
         if args.fold is not None and k not in args.fold:
             continue
-        report, probas = run_fold(k, train, test, X, y, groups, args, args.params)
+        report, probas, adapted = run_fold(k, train, test, X, y, groups, args, args.params)
         record["folds"].append(report)
         record["summary"] = summarize(record["folds"])
         atomic_write_text(args.out, json.dumps(record, indent=2))
@@ -536,11 +590,19 @@ def main(argv=None) -> int:
             }
             if args.seeds > 1:
                 part["proba_per_model"] = probas.T
+            if adapted is not None:
+                part["proba_patient_batch_norm"] = adapted
             predictions.append(part)
             save_predictions(args.predictions, predictions)
         print(
             f"fold {k}: "
             + ", ".join(f"{m} {report[m]:.3f}" for m in METRICS)
+            + (
+                f"; balanced_accuracy_patient_batch_norm "
+                f"{report['balanced_accuracy_patient_batch_norm']:.3f}"
+                if args.patient_batch_norm
+                else ""
+            )
             + f"; {report['seconds']:.0f} s wall, {report['n_train_patients']} training "
             f"patients; test patients {' '.join(report['test_patients'])}",
             flush=True,

@@ -43,3 +43,19 @@ def test_other_patches_are_refused(tmp_path):
     done = run(tmp_path / "a.npz", tmp_path / "b.npz")
     assert done.returncode == 2
     assert "do not hold the same test patches" in done.stderr
+
+
+def test_another_array_of_one_file_is_run_b(tmp_path):
+    path = tmp_path / "run.npz"
+    save_predictions(path, [1, 1, 1], ["p", "p", "p"], [1, 1, 0], [0.9, 0.2, 0.1])
+    with np.load(path) as arrays:
+        saved = dict(arrays)
+    np.savez(path, **saved, proba_patient_batch_norm=np.array([0.9, 0.8, 0.7]))
+    done = run(path, path, "--b-key", "proba_patient_batch_norm")
+    assert done.returncode == 0, done.stderr
+    # Sensitivity 1/2 -> 2/2, specificity 1 -> 0.
+    assert "| p | 1 | 3 | 0.67 | 1.00 | 0.50 | 1.00 | 1.00 | 0.00 |" in done.stdout
+    assert "(proba_patient_batch_norm)" in done.stdout
+    missing = run(path, path, "--b-key", "proba_other")
+    assert missing.returncode == 2
+    assert f"{path} has no array 'proba_other'" in missing.stderr

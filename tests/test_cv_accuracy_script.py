@@ -166,6 +166,73 @@ def test_one_fold_alone_has_the_patients_of_the_full_run(tmp_path):
         assert fold["n_train_patches"] == full["folds"][1]["n_train_patches"]
 
 
+def test_patient_batch_norm_is_reported_and_saved_beside_the_fitted_statistics(tmp_path):
+    saved = tmp_path / "predictions.npz"
+    result, stdout = run_script(
+        tmp_path,
+        "--patient-batch-norm",
+        "--max-folds",
+        "1",
+        "--no-tta",
+        *TINY,
+        "--predictions",
+        str(saved),
+    )
+    assert result["patient_batch_norm"] is True
+    (fold,) = result["folds"]
+    assert "balanced_accuracy_patient_batch_norm" in result["summary"]
+    assert "balanced_accuracy_patient_batch_norm" in stdout
+    from sklearn.metrics import roc_auc_score
+
+    with np.load(saved) as arrays:
+        adapted, fitted = arrays["proba_patient_batch_norm"], arrays["proba"]
+        assert roc_auc_score(arrays["label"], adapted) == pytest.approx(
+            fold["roc_auc_patient_batch_norm"]
+        )
+        assert roc_auc_score(arrays["label"], fitted) == pytest.approx(fold["roc_auc"])
+    table = subprocess.run(
+        [sys.executable, str(SCRIPT), "--table", str(tmp_path / "cv.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert table.returncode == 0, table.stderr[-2000:]
+    assert "| BAC, per-patient batch norm |" in table.stdout
+    row = table.stdout.splitlines()[2].split(" | ")
+    assert float(row[9]) == pytest.approx(fold["balanced_accuracy_patient_batch_norm"], abs=5e-4)
+    # Without the option, no such figures, and no setting that would stop old parts joining.
+    plain, _ = run_script(tmp_path, "--max-folds", "1", "--no-tta", *TINY)
+    assert "patient_batch_norm" not in plain
+    assert "balanced_accuracy_patient_batch_norm" not in plain["summary"]
+
+
+def test_patient_batch_norm_adapts_to_each_patient_alone_and_restores_the_model():
+    from idcclf import IDCClassifier, load_idc
+    from idcclf._ops import recalibrate_batch_norm
+
+    script = load_script()
+    bunch = load_idc(sample_path())
+    X, y, groups = bunch.data, bunch.target, np.asarray(bunch.groups).astype(str)
+    clf = IDCClassifier(filters=(4, 8, 8), dense_units=8, epochs=1, random_state=0)
+    clf.fit(X[::4], y[::4])
+    weights = [w.copy() for w in clf.model_.get_weights()]
+    fitted = clf.predict_proba(X)[:, 1]
+
+    adapted = script.patient_batch_norm_proba(clf, X, groups)
+
+    for before, after in zip(weights, clf.model_.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)
+    np.testing.assert_array_equal(clf.predict_proba(X)[:, 1], fitted)
+    assert not np.allclose(adapted, fitted, atol=1e-4)
+    # Each patient is predicted with statistics measured on its own patches only.
+    for patient in np.unique(groups)[:2]:
+        mine = groups == patient
+        recalibrate_batch_norm(clf.model_, X[mine].astype(np.float32))
+        alone = clf.predict_proba(X[mine])[:, 1]
+        clf.model_.set_weights(weights)
+        np.testing.assert_allclose(adapted[mine], alone, rtol=1e-4, atol=1e-6)
+
+
 def test_standardized_loading_is_per_patient_over_all_patches():
     from idcclf import load_idc, normalize_stains, standardize_patients
 
