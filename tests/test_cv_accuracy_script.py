@@ -42,6 +42,18 @@ def run_script(tmp_path, *args, data=None):
     return json.loads(out.read_text()), done.stdout
 
 
+def print_table(*results):
+    """The script's ``--table`` of those result files, checked to have succeeded."""
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--table", *map(str, results)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
 @pytest.mark.parametrize("seeds", [1, 2])
 def test_folds_are_patient_disjoint_and_summarized(tmp_path, seeds):
     saved = tmp_path / "predictions.npz"
@@ -95,13 +107,7 @@ def test_folds_are_patient_disjoint_and_summarized(tmp_path, seeds):
                     auc = roc_auc_score(arrays["label"][mine], per_model[:, i])
                     assert auc == pytest.approx(fold[key])
         assert ("proba_per_model" in arrays.files) == (seeds > 1)
-    table = subprocess.run(
-        [sys.executable, str(SCRIPT), "--table", str(tmp_path / "cv.json")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert table.returncode == 0, table.stderr[-2000:]
+    table = print_table(tmp_path / "cv.json")
     bac = summary["balanced_accuracy"]
     assert f"| mean ± std | | | {bac['mean']:.3f} ± {bac['std']:.3f} |" in table.stdout
     assert table.stdout.count("\n| 1 | ") == 1
@@ -190,13 +196,7 @@ def test_patient_batch_norm_is_reported_and_saved_beside_the_fitted_statistics(t
             fold["roc_auc_patient_batch_norm"]
         )
         assert roc_auc_score(arrays["label"], fitted) == pytest.approx(fold["roc_auc"])
-    table = subprocess.run(
-        [sys.executable, str(SCRIPT), "--table", str(tmp_path / "cv.json")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert table.returncode == 0, table.stderr[-2000:]
+    table = print_table(tmp_path / "cv.json")
     assert "| BAC, per-patient batch norm |" in table.stdout
     row = table.stdout.splitlines()[2].split(" | ")
     assert float(row[9]) == pytest.approx(fold["balanced_accuracy_patient_batch_norm"], abs=5e-4)
