@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import joblib
+import keras
 import numpy as np
 import pytest
 from _trees import make_sample_tree
@@ -71,12 +72,18 @@ def test_train_prints_metrics_and_patient_split(tiny_tree, tmp_path, capsys):
                 "0.2",
                 "--lr-schedule",
                 "cosine",
+                "--block-dropout",
+                "0.1",
             ]
         )
         == 0
     )
     model = joblib.load(tmp_path / "model.joblib")
     assert model.lr_schedule == "cosine"
+    assert model.block_dropout == 0.1
+    network = model.model_.get_layer("cancernet")
+    rates = [layer.rate for layer in network.layers if isinstance(layer, keras.layers.Dropout)]
+    assert rates == [0.1, 0.1, 0.1, 0.5]  # one per block; the head keeps its own rate
     np.testing.assert_allclose(model.history_["learning_rate"], [0.01], rtol=1e-6)
     out = capsys.readouterr().out
     for word in (
@@ -158,6 +165,7 @@ def test_bad_paths_give_one_line_and_exit_2(tmp_path, trained):
         ("train", "--data", str(empty)),
         ("train", "--epochs", "0"),
         ("train", "--lr-schedule", "linear"),
+        ("train", "--block-dropout", "1"),
         ("train", "--out", str(a_file)),
         ("predict", str(tmp_path / "missing.joblib"), str(a_file)),
         ("predict", str(not_a_model), str(a_file)),
