@@ -73,17 +73,17 @@ def test_train_prints_metrics_and_patient_split(tiny_tree, tmp_path, capsys):
                 "--lr-schedule",
                 "cosine",
                 "--block-dropout",
-                "0.1",
+                "0.2",
             ]
         )
         == 0
     )
     model = joblib.load(tmp_path / "model.joblib")
     assert model.lr_schedule == "cosine"
-    assert model.block_dropout == 0.1
+    assert model.block_dropout == 0.2
     network = model.model_.get_layer("cancernet")
     rates = [layer.rate for layer in network.layers if isinstance(layer, keras.layers.Dropout)]
-    assert rates == [0.1, 0.1, 0.1, 0.5]  # one per block; the head keeps its own rate
+    assert rates == [0.2, 0.2, 0.2, 0.5]  # one per block; the head keeps its own rate
     np.testing.assert_allclose(model.history_["learning_rate"], [0.01], rtol=1e-6)
     out = capsys.readouterr().out
     for word in (

@@ -35,8 +35,8 @@ def test_params_stored_unchanged_and_cloned():
     assert "model" not in params and "loss" not in params
     twin = clone(clf)
     assert twin.get_params() == params
-    twin.set_params(block_dropout=0.1)
-    assert twin.block_dropout == 0.1 and clf.block_dropout == 0.25
+    twin.set_params(block_dropout=0.25)
+    assert twin.block_dropout == 0.25 and clf.block_dropout == 0.1
 
 
 def test_fit_learns_classes_history_and_probabilities(tiny_classifier, tiny_sample, tiny_params):
