@@ -206,6 +206,51 @@ def test_patient_batch_norm_is_reported_and_saved_beside_the_fitted_statistics(t
     assert "balanced_accuracy_patient_batch_norm" not in plain["summary"]
 
 
+def test_patient_weights_level_patients_and_keep_class_totals():
+    script = load_script()
+    # Patient a: 8 patches (6 class 0, 2 class 1); patient b: 2 (1 of each).
+    y = np.array([0] * 6 + [1] * 2 + [0, 1])
+    groups = np.array(["a"] * 8 + ["b"] * 2)
+    np.testing.assert_allclose(script.patient_weights(y, groups, 0.0), 1.0)
+    for alpha in (0.5, 1.0):
+        weights = script.patient_weights(y, groups, alpha)
+        for label in (0, 1):
+            assert weights[y == label].mean() == pytest.approx(1.0)
+        ratio = weights[(groups == "b") & (y == 0)][0] / weights[(groups == "a") & (y == 0)][0]
+        assert ratio == pytest.approx(4.0**alpha)  # b has a quarter of a's patches
+
+
+def test_patient_weight_reaches_fit_and_is_recorded_only_when_set(tmp_path, monkeypatch):
+    script = load_script()
+    from idcclf import IDCClassifier
+
+    seen = []
+    fit = IDCClassifier.fit
+
+    def spy(self, X, y, sample_weight=None, groups=None):
+        seen.append((np.asarray(y), sample_weight, np.asarray(groups)))
+        return fit(self, X, y, sample_weight=sample_weight, groups=groups)
+
+    monkeypatch.setattr(IDCClassifier, "fit", spy)
+    out = tmp_path / "cv.json"
+    args = ["--data", str(sample_path()), "--folds", "2", "--max-folds", "1", "--epochs", "1"]
+    args += ["--fraction", "0.3", "--no-tta", *TINY, "--out", str(out)]
+    assert script.main([*args, "--patient-weight", "0.5"]) == 0
+    ((y, sample_weight, groups),) = seen
+    assert json.loads(out.read_text())["patient_weight"] == 0.5
+    patients, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    assert len(set(counts)) > 1, "the sample's patients should differ in size"
+    scaled = sample_weight * counts[inverse] ** 0.5
+    for label in (0, 1):
+        # Within a class: size**-0.5 up to one factor, and a mean of 1.
+        np.testing.assert_allclose(scaled[y == label], scaled[y == label][0], rtol=1e-6)
+        assert sample_weight[y == label].mean() == pytest.approx(1.0)
+    seen.clear()
+    assert script.main(args) == 0
+    assert seen[0][1] is None
+    assert "patient_weight" not in json.loads(out.read_text())
+
+
 def test_patient_batch_norm_adapts_to_each_patient_alone_and_restores_the_model():
     from idcclf import IDCClassifier, load_idc
     from idcclf._ops import recalibrate_batch_norm
@@ -298,6 +343,7 @@ def test_colliding_patient_ids_are_refused(tmp_path):
         (["--seeds", "2", "--set", "random_state=3"], "same model"),
         (["--first-seed", "1", "--set", "random_state=3"], "override --first-seed"),
         (["--first-seed", "-1"], "--first-seed must be at least 0, got -1"),
+        (["--patient-weight", "1.5"], "--patient-weight must be in [0, 1], got 1.5"),
         (["--fold", "6"], "--fold must be between 1 and --folds (5), got 6"),
         (["--fold", "1", "--max-folds", "1"], "give --fold or --max-folds, not both"),
         (["--train-patients", "1"], "--train-patients must be at least 2"),
