@@ -47,9 +47,12 @@ def checkout_model(rev: str, into: Path, error) -> Path:
 
     into.mkdir(parents=True)
     for name in (CONFIG, WEIGHTS):
-        done = subprocess.run(
-            ["git", "show", f"{rev}:{SHIPPED}/{name}"], cwd=REPO, capture_output=True
-        )
+        try:
+            done = subprocess.run(
+                ["git", "show", f"{rev}:{SHIPPED}/{name}"], cwd=REPO, capture_output=True
+            )
+        except FileNotFoundError:
+            error(f"--previous {rev} reads the model with git, which is not installed")
         if done.returncode != 0:
             error(f"--previous {rev}: git show found no {SHIPPED}/{name}")
         (into / name).write_bytes(done.stdout)
