@@ -73,7 +73,8 @@ def test_routed_groups_reach_the_score_of_a_search(sample):
     clf = IDCClassifier(normalize_stains=True, **TINY_FIT)
     cv = GroupKFold(n_splits=3)
     with config_context(enable_metadata_routing=True):
-        search = GridSearchCV(clf, {"block_dropout": [0.25]}, cv=cv, refit=False)
+        # One setting, the model's own: each split's score is that of clone(clf).
+        search = GridSearchCV(clf, {"block_dropout": [clf.block_dropout]}, cv=cv, refit=False)
         search.fit(X, y, groups=groups)
     for k, (train, test) in enumerate(cv.split(X, y, groups)):
         fold = clone(clf).fit(X[train], y[train], groups=groups[train])
