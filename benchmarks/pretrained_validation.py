@@ -9,8 +9,8 @@ The shipped model (``load_pretrained()``) trains on every patient of both
 ``../shared/data`` roots except its validation patients (``validation_groups_``),
 which only reported a validation loss at the end of each epoch: nothing was chosen on
 them (no early stopping, a fixed number of epochs). This scores each model given on
-those patients: the package's by default, any ``--folder`` written by
-``save_pretrained``, and the model shipped at git revision ``--previous REV`` (read
+those patients: each ``--folder`` written by ``save_pretrained`` (the package's
+model when none is given), then the model shipped at git revision ``--previous REV`` (read
 with ``git show``, so a retrained model can be compared with the one it replaces).
 Every model given must share its validation patients. Printed: balanced accuracy,
 sensitivity, specificity, F1 and ROC AUC at the threshold 0.5, the 95 % interval of
@@ -152,7 +152,8 @@ def main(argv=None) -> int:
     print(f"| {header} |")
     print("|" + "---|" * (len(HEADLINE) + 3))
     for name, model in models:
-        proba = model.predict_proba(bunch.data)[:, 1]
+        # groups: a model that normalizes stains per patient needs them; others ignore them.
+        proba = model.predict_proba(bunch.data, groups=groups)[:, 1]
         probas.append(proba)
         report = evaluation_report(y, proba)
         ci = patient_bootstrap(y, proba, groups, metrics=INTERVALS, n_resamples=args.resamples)
