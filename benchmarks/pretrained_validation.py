@@ -7,8 +7,9 @@ Usage::
 
 The shipped model (``load_pretrained()``) trains on every patient of both
 ``../shared/data`` roots except its validation patients (``validation_groups_``),
-which only reported a validation loss at the end of each epoch: nothing was chosen on
-them (no early stopping, a fixed number of epochs). This scores each model given on
+which only reported a validation loss at the end of each epoch: nothing of the fit was
+chosen on them (no early stopping, a fixed number of epochs), though the recipe was
+chosen by cross-validation over all patients, these included. This scores each model given on
 those patients: each ``--folder`` written by ``save_pretrained`` (the package's
 model when none is given), then the model shipped at git revision ``--previous REV`` (read
 with ``git show``, so a retrained model can be compared with the one it replaces).
