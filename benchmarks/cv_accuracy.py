@@ -78,8 +78,8 @@ training patches to the power ``-ALPHA`` (``sample_weight``), rescaled within ea
 class to a mean of 1, so that the class totals, and what ``class_weight`` makes of
 them, stay as they were: 0 (the default) weights every patch alike, so a patient
 counts by its patches; 1 gives every patient the same total weight before that
-rescaling; 0.5 is between. The 22 whole slides hold 57 % of the patches of all 151 patients, so this
-asks whether the many partly sampled patients are underused.
+rescaling; 0.5 is between. The 22 whole slides hold 57 % of the patches of all 151
+patients, so this asks whether the many partly sampled patients are underused.
 """
 
 from __future__ import annotations

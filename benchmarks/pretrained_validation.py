@@ -61,45 +61,34 @@ def checkout_model(rev: str, into: Path, error) -> Path:
 
 
 def paired_difference(y, proba_a, proba_b, groups, n_resamples: int, seed: int = 0) -> dict:
-    """Balanced accuracy and ROC AUC of b minus a, with 95 % intervals over patients."""
-    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+    """Balanced accuracy and ROC AUC of b minus a, with 95 % intervals over patients.
 
-    def scores(index):
-        truth = y[index]
-        if truth.min() == truth.max():  # one class only: neither metric is defined
-            return None
-        return np.array(
-            [
-                balanced_accuracy_score(truth, proba_b[index] >= 0.5)
-                - balanced_accuracy_score(truth, proba_a[index] >= 0.5),
-                roc_auc_score(truth, proba_b[index]) - roc_auc_score(truth, proba_a[index]),
-            ]
-        )
+    The resamples are those of ``patient_bootstrap`` with the same seed, shared by both
+    models, so each row compares them on the same patients.
+    """
+    from idcclf._resample import patient_draw_weights, weighted_metrics
 
-    patients = np.unique(groups)
-    rows = {patient: np.flatnonzero(groups == patient) for patient in patients}
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(n_resamples):
-        drawn = rng.choice(patients, size=len(patients), replace=True)
-        value = scores(np.concatenate([rows[patient] for patient in drawn]))
-        if value is not None:
-            draws.append(value)
-    estimate = scores(np.arange(len(y)))
-    if estimate is None or not draws:
-        nan = float("nan")
-        keys = ("estimate", "low", "high", "higher_in_resamples")
-        return {name: dict.fromkeys(keys, nan) for name in INTERVALS}
-    draws = np.array(draws)
-    return {
-        name: {
-            "estimate": float(estimate[column]),
-            "low": float(np.percentile(draws[:, column], 2.5)),
-            "high": float(np.percentile(draws[:, column], 97.5)),
-            "higher_in_resamples": float(np.mean(draws[:, column] > 0)),
+    positive = np.asarray(y) == 1
+    patients, patient_of = np.unique(groups, return_inverse=True)
+    weights = patient_draw_weights(len(patients), n_resamples, seed)
+    a, b = (
+        weighted_metrics(INTERVALS, positive, proba >= 0.5, proba, patient_of, weights)
+        for proba in (proba_a, proba_b)
+    )
+    result = {}
+    for name in INTERVALS:
+        change = b[name] - a[name]  # NaN where a resample leaves the metric undefined
+        resampled = change[1:][~np.isnan(change[1:])]
+        if np.isnan(change[0]) or not resampled.size:
+            result[name] = dict.fromkeys(("estimate", "low", "high", "higher_in_resamples"), np.nan)
+            continue
+        result[name] = {
+            "estimate": float(change[0]),
+            "low": float(np.percentile(resampled, 2.5)),
+            "high": float(np.percentile(resampled, 97.5)),
+            "higher_in_resamples": float(np.mean(resampled > 0)),
         }
-        for column, name in enumerate(INTERVALS)
-    }
+    return result
 
 
 def main(argv=None) -> int:

@@ -10,6 +10,15 @@ from __future__ import annotations
 import numpy as np
 
 
+def patient_draw_weights(n_patients: int, n_resamples: int, random_state) -> np.ndarray:
+    """How often each patient is drawn: row 0 the data as given, then one row per resample."""
+    rng = np.random.default_rng(random_state)
+    draws = rng.integers(0, n_patients, size=(n_resamples, n_patients))
+    offsets = (np.arange(n_resamples) * n_patients)[:, None]
+    counts = np.bincount((draws + offsets).ravel(), minlength=n_resamples * n_patients)
+    return np.vstack([np.ones(n_patients), counts.reshape(n_resamples, n_patients)])
+
+
 def weighted_metrics(names, positive, predicted, proba, patient_of, weights) -> dict:
     """Each metric for each row of per-patient ``weights``; NaN where it is undefined."""
     n_patients = weights.shape[1]

@@ -30,7 +30,7 @@ from sklearn.metrics import (
 )
 
 from ._format import format_value
-from ._resample import weighted_metrics
+from ._resample import patient_draw_weights, weighted_metrics
 
 
 def sensitivity(y_true, y_pred, *, pos_label=1) -> float:
@@ -280,13 +280,7 @@ def patient_bootstrap(
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
     positive, proba = _binary_inputs(y_true, proba, pos_label)
     patients, patient_of = np.unique(_check_group_shape(groups, len(positive)), return_inverse=True)
-    rng = np.random.default_rng(random_state)
-    draws = rng.integers(0, len(patients), size=(n_resamples, len(patients)))
-    # How often each patient was drawn, one row per resample.
-    offsets = (np.arange(n_resamples) * len(patients))[:, None]
-    counts = np.bincount((draws + offsets).ravel(), minlength=n_resamples * len(patients))
-    counts = counts.reshape(n_resamples, len(patients))
-    weights = np.vstack([np.ones(len(patients)), counts])  # row 0: the data as given
+    weights = patient_draw_weights(len(patients), n_resamples, random_state)
     values = weighted_metrics(metrics, positive, proba >= threshold, proba, patient_of, weights)
     tail = 50.0 * (1.0 - confidence)
     result: dict = {}
