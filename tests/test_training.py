@@ -70,6 +70,37 @@ def test_epoch_batches_cover_every_patch_in_a_new_order_each_epoch():
     np.testing.assert_array_equal(EpochBatches(X, y, None, 8, seed=0, epoch=1).order, second)
 
 
+def test_batches_and_subsets_of_rows_match_those_of_a_copy():
+    # fit trains on the rows of X outside its validation part, without copying them
+    X = np.arange(60) * 10
+    rows = np.sort(np.random.default_rng(1).choice(60, 40, replace=False))
+    y = np.array([0, 1] * 20)
+    of_rows = EpochBatches(X, y, None, batch_size=8, seed=0, rows=rows)
+    of_copy = EpochBatches(X[rows], y, None, batch_size=8, seed=0)
+    for _ in range(2):
+        for i in range(len(of_copy)):
+            np.testing.assert_array_equal(of_rows[i][0], of_copy[i][0])
+            np.testing.assert_array_equal(of_rows[i][1], of_copy[i][1])
+        of_rows.on_epoch_end(), of_copy.on_epoch_end()
+    np.testing.assert_array_equal(random_subset(X, 10, 3, rows), random_subset(X[rows], 10, 3))
+    assert set(random_subset(X, 100, 3, rows)) == set(X[rows])
+
+
+def test_fit_holds_out_validation_rows_without_copying_the_training_patches(tiny_sample):
+    from idcclf import IDCClassifier
+    from idcclf._training import split
+
+    X, y, groups = tiny_sample
+    clf = IDCClassifier(validation_fraction=0.25, random_state=0)
+    clf.classes_, clf._random_state = np.array([0, 1]), 0
+    data = split(clf, X, y, None, groups)
+    assert data.X is X
+    assert set(groups[data.rows]) == set(data.training_groups)
+    assert set(groups[data.rows]).isdisjoint(data.validation_groups)
+    np.testing.assert_array_equal(data.y, y[data.rows])
+    assert len(data.rows) + len(data.validation[1]) == len(y)
+
+
 def test_undersampled_epochs_are_balanced_and_use_every_patch():
     y = np.array([0] * 25 + [1] * 10)
     X, weights = np.arange(35), np.linspace(1, 2, 35)

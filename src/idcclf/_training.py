@@ -71,9 +71,15 @@ class TrainingDivergedError(FloatingPointError):
 
 
 class TrainingData(NamedTuple):
-    """The part of a fit's data that trains, and the part that validates."""
+    """The part of a fit's data that trains, and the part that validates.
+
+    ``X`` is every patch the fit was given, and ``rows`` the ones that train (None:
+    all): indexing saves a copy of the training patches, which on a large set costs
+    as much memory as the set and seconds before the first batch.
+    """
 
     X: np.ndarray
+    rows: np.ndarray | None
     y: np.ndarray
     weights: np.ndarray | None
     validation: tuple[np.ndarray, np.ndarray] | None
@@ -84,7 +90,7 @@ class TrainingData(NamedTuple):
 def split(clf, X, y, sample_weight, groups) -> TrainingData:
     """Hold out ``clf``'s validation part of ``(X, y)``; weight the training part."""
     train, val = validation_split(y, groups, clf.validation_fraction, clf._random_state)
-    X_train, y_train = (X, y) if val is None else (X[train], y[train])
+    rows, y_train = (None, y) if val is None else (train, y[train])
     # An undersampled epoch is balanced already: 'balanced' weights on it are all 1.
     class_weight = None if clf.undersample else clf.class_weight
     weights = training_weights(
@@ -94,7 +100,8 @@ def split(clf, X, y, sample_weight, groups) -> TrainingData:
         class_weight,
     )
     return TrainingData(
-        X_train,
+        X,
+        rows,
         y_train,
         weights,
         validation=None if val is None else (X[val], y[val]),
@@ -117,11 +124,12 @@ def training_weights(
     return weights
 
 
-def random_subset(X: np.ndarray, n: int, seed: int | None) -> np.ndarray:
-    """Up to ``n`` rows of ``X`` drawn without replacement, in their original order."""
+def random_subset(X: np.ndarray, n: int, seed: int | None, rows=None) -> np.ndarray:
+    """Up to ``n`` of ``X``'s ``rows`` (None: all) drawn without replacement, in order."""
     rng = np.random.default_rng(seed)
-    n = min(len(X), n)
-    return X[np.sort(rng.choice(len(X), size=n, replace=False))]
+    size = len(X) if rows is None else len(rows)
+    chosen = np.sort(rng.choice(size, size=min(size, n), replace=False))
+    return X[chosen if rows is None else rows[chosen]]
 
 
 class EpochBatches(keras.utils.PyDataset):
@@ -135,12 +143,14 @@ class EpochBatches(keras.utils.PyDataset):
 
     Fed to ``keras.Model.fit`` instead of arrays, whose tf.data pipeline TensorFlow
     rewrites under op determinism with an error line per pipeline
-    (``docs/estimator.md``).
+    (``docs/estimator.md``). The patches are ``X[rows]`` (``rows`` None: all of
+    ``X``), read batch by batch; ``y`` and ``weights`` are those of the rows.
     """
 
-    def __init__(self, X, y, weights, batch_size: int, seed, undersample=False, epoch=0):
+    def __init__(self, X, y, weights, batch_size: int, seed, undersample=False, epoch=0, rows=None):
         super().__init__()
         self.X, self.y, self.weights, self.batch_size = X, y, weights, batch_size
+        self.rows = rows
         self.seed = int(np.random.SeedSequence().entropy) if seed is None else int(seed)
         self.by_class = [np.flatnonzero(y == label) for label in np.unique(y)]
         self.undersample = undersample
@@ -175,7 +185,8 @@ class EpochBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int):
         chosen = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-        batch = (self.X[chosen], self.y[chosen])
+        patches = self.X[chosen if self.rows is None else self.rows[chosen]]
+        batch = (patches, self.y[chosen])
         return batch if self.weights is None else (*batch, self.weights[chosen])
 
     def on_epoch_end(self) -> None:
@@ -195,7 +206,7 @@ def build_callbacks(clf, data: TrainingData, y, groups, initial_epoch: int):
         patience=clf.n_iter_no_change if clf.early_stopping else None,
         validation=data.validation,
         recalibration_X=(
-            random_subset(data.X, EPOCH_RECALIBRATION_SAMPLES, clf._random_state)
+            random_subset(data.X, EPOCH_RECALIBRATION_SAMPLES, clf._random_state, data.rows)
             if recalibrate and data.validation is not None
             else None
         ),
@@ -233,7 +244,7 @@ def train(clf, X, y, sample_weight, groups, epochs: int, initial_epoch: int) -> 
     data = split(clf, X, y, sample_weight, groups)
     tracker, callbacks, initial_epoch = build_callbacks(clf, data, y, groups, initial_epoch)
     interrupted = run(clf, data, callbacks, epochs, initial_epoch)
-    best_epoch = finish(clf, tracker, data.X, interrupted)
+    best_epoch = finish(clf, tracker, data, interrupted)
     return {
         "training_groups_": data.training_groups,
         "validation_groups_": data.validation_groups,
@@ -265,6 +276,7 @@ def run(clf, data: TrainingData, callbacks, epochs: int, initial_epoch: int) -> 
         clf._random_state,
         undersample=clf.undersample,
         epoch=initial_epoch,
+        rows=data.rows,
     )
     if clf.weight_averaging:
         # Read when the training step is traced, at the first batch of fit.
@@ -285,7 +297,7 @@ def run(clf, data: TrainingData, callbacks, epochs: int, initial_epoch: int) -> 
     return False
 
 
-def finish(clf, tracker: BestEpochTracker, X_train, interrupted: bool) -> int | None:
+def finish(clf, tracker: BestEpochTracker, data: TrainingData, interrupted: bool) -> int | None:
     """Restore the best weights if asked, re-estimate batch norm; return the kept epoch.
 
     The kept epoch (1-based) is None unless early stopping or an interruption chose it.
@@ -306,7 +318,7 @@ def finish(clf, tracker: BestEpochTracker, X_train, interrupted: bool) -> int | 
         # (a finished checkpoint resumed).
         clf.model_.optimizer.finalize_variable_values(clf.model_.trainable_variables)
     if clf.recalibrate_batch_norm and clf.batch_norm:
-        subset = random_subset(X_train, RECALIBRATION_SAMPLES, clf._random_state)
+        subset = random_subset(data.X, RECALIBRATION_SAMPLES, clf._random_state, data.rows)
         if clf.verbose:  # seconds of work after the last epoch's line: say what it is
             print(
                 f"re-estimating the batch-norm statistics on {len(subset)} training patches...",
