@@ -350,3 +350,14 @@ def test_scripts_refuse_a_model_that_normalizes_stains(script, args, expected):
     )  # fmt: skip
     assert done.returncode == 2, done.stderr[-2000:]
     assert "normalize_stains" in done.stderr and expected in done.stderr, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("executor", ["process", "thread"])
+def test_bench_decoding_times_both_ways_on_the_same_pixels(executor):
+    stdout = run_script(
+        "bench_decoding.py", "--data", str(sample_path()), "--rounds", "2", "--executor", executor
+    )
+    runs = [line for line in stdout.splitlines() if line.startswith("round ")]
+    assert len(runs) == 4 and sum("in place" in line for line in runs) == 2
+    assert f"{executor} x2, 2400 patches, medians: in place" in stdout
+    assert "pickled / in place" in stdout

@@ -182,3 +182,29 @@ def test_decode_pool_keeps_one_executor_and_keeps_order(tmp_path):
         np.testing.assert_array_equal(first[k], patch_array(k))
         np.testing.assert_array_equal(second[199 - k], patch_array(k))
     assert (shapes == 50).all() and {s for s, _ in status} == {Status.OK}
+
+
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_parallel_decoding_in_place_matches_one_thread(tmp_path, kind):
+    # Several chunks, so workers decode into the output (processes: into shared rows).
+    files = []
+    for k in range(300):
+        path = tmp_path / f"p{k}.png"
+        small = k % 97 == 5
+        path.write_bytes(png_bytes(patch_array(k, h=30 if small else 50)))
+        files.append(str(path))
+    (tmp_path / "p150.png").write_bytes(GOOD[: len(GOOD) // 2])  # truncated
+    with DecodePool(1) as pool:
+        expected, expected_shapes, expected_status = pool.decode(files, "pad")
+    with DecodePool(2, kind=kind) as pool:
+        rows, shapes, status = pool.decode(files, "pad")
+        if kind == "process":
+            assert pool._executor is None  # a pool of its own, gone with the call
+    assert status == expected_status
+    assert status[150][0] == Status.BAD and "truncated" in status[150][1]
+    assert {s for s, _ in status} == {Status.OK, Status.PADDED, Status.BAD}
+    np.testing.assert_array_equal(shapes, expected_shapes)
+    good = [i for i, (s, _) in enumerate(status) if s != Status.BAD]
+    np.testing.assert_array_equal(rows[good], expected[good])
+    np.testing.assert_array_equal(rows[299], patch_array(299))
+    rows[0] = 0  # an ordinary writable array

@@ -13,6 +13,7 @@ import contextvars
 import io
 import itertools
 import math
+import mmap
 import multiprocessing as mp
 import numbers
 import os
@@ -113,14 +114,18 @@ def _decode_patch(path: str) -> np.ndarray:
         raise BadPatch(f"corrupt PNG ({type(exc).__name__}: {exc})") from None
 
 
-def _decode_chunk(paths: list[str], size_policy: str) -> tuple[np.ndarray, np.ndarray, Statuses]:
+def _decode_chunk(
+    paths: list[str], size_policy: str, block: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, Statuses]:
     """Decode a list of files and apply the size policy.
 
-    Returns the (k, 50, 50, 3) block (rows of dropped/bad files are left unfilled),
-    their stored (height, width) and one ``(status, reason)`` per file.
+    Returns the (k, 50, 50, 3) block (``block`` if given, filled in place; rows of
+    dropped/bad files are left unfilled), their stored (height, width) and one
+    ``(status, reason)`` per file.
     """
     s = PATCH_SIZE
-    block = np.empty((len(paths), s, s, 3), dtype=np.uint8)
+    if block is None:
+        block = np.empty((len(paths), s, s, 3), dtype=np.uint8)
     shapes = np.zeros((len(paths), 2), dtype=np.int64)
     status: Statuses = []
     for i, path in enumerate(paths):
@@ -145,6 +150,40 @@ def _decode_chunk(paths: list[str], size_policy: str) -> tuple[np.ndarray, np.nd
         else:
             status.append((Status.DROPPED, ""))
     return block, shapes, status
+
+
+def shared_rows(n: int) -> np.ndarray:
+    """(n, 50, 50, 3) uint8 rows in memory that processes forked later write into.
+
+    An anonymous shared map, not ``/dev/shm``, so no size limit of that folder (64 MB
+    in a default Docker container) applies.
+    """
+    buffer = mmap.mmap(-1, n * PATCH_SIZE * PATCH_SIZE * 3)
+    return np.frombuffer(buffer, dtype=np.uint8).reshape(n, PATCH_SIZE, PATCH_SIZE, 3)
+
+
+#: In a worker forked by :meth:`DecodePool.decode`: the shared rows it decodes into.
+_worker_rows: np.ndarray | None = None
+
+
+def _attach_rows(rows: np.ndarray) -> None:
+    global _worker_rows
+    _worker_rows = rows
+
+
+def _decode_into_rows(
+    start: int, paths: list[str], size_policy: str
+) -> tuple[None, np.ndarray, Statuses]:
+    """Decode into the worker's shared rows from ``start``; return no pixels."""
+    return _decode_in_place(_worker_rows[start : start + len(paths)], paths, size_policy)
+
+
+def _decode_in_place(
+    block: np.ndarray, paths: list[str], size_policy: str
+) -> tuple[None, np.ndarray, Statuses]:
+    """Decode into ``block``; return no pixels, only the shapes and statuses."""
+    _, shapes, status = _decode_chunk(paths, size_policy, block)
+    return None, shapes, status
 
 
 @contextlib.contextmanager
@@ -226,7 +265,15 @@ class DecodePool:
                 self._executor = ThreadPoolExecutor(self.n_jobs, thread_name_prefix="idcclf-decode")
         return self._executor
 
-    def _submit(self, paths: list[str], size_policy: str) -> Future:
+    def _forked_onto(self, rows: np.ndarray) -> Executor:
+        """A process pool of its own whose workers decode into ``rows``."""
+        ctx = mp.get_context("fork")
+        return ProcessPoolExecutor(
+            self.n_jobs, mp_context=ctx, initializer=_attach_rows, initargs=(rows,)
+        )
+
+    @staticmethod
+    def _submit(executor: Executor, *task: Any) -> Future:
         with warnings.catch_warnings():
             # Python >= 3.12 warns that fork() in a multi-threaded process may deadlock
             # the child; the workers only run Pillow and numpy and take no lock another
@@ -234,7 +281,7 @@ class DecodePool:
             warnings.filterwarnings(
                 "ignore", message=r".*multi-threaded, use of fork\(\)", category=DeprecationWarning
             )
-            return self._get_executor().submit(_decode_chunk, paths, size_policy)
+            return executor.submit(*task)
 
     def describe(self) -> str:
         """How the pool decodes, for progress lines."""
@@ -251,39 +298,64 @@ class DecodePool:
         ``progress``, if given, has its ``advance(k)`` called as chunks finish.
         """
         n = len(paths)
+        # Several chunks per worker balance the load; each still amortises the
+        # per-task cost (pickling, ~ms) over hundreds of ~0.15 ms decodes.
+        chunk = max(64, min(1024, math.ceil(n / (4 * self.n_jobs)))) if n else 1
+        starts = list(range(0, n, chunk))
+        parallel = self.n_jobs > 1 and len(starts) > 1
+        # Where this call allocates the output, it is decoded into in place: by
+        # processes into rows shared with this one, so that no pixel is pickled and
+        # this process copies nothing (docs/loaders.md measures the gain).
+        in_place = out is None
+        forked = in_place and parallel and self.kind == "process"
         if out is None:
-            out = np.empty((n, PATCH_SIZE, PATCH_SIZE, 3), dtype=np.uint8)
+            out = shared_rows(n) if forked else np.empty((n, PATCH_SIZE, PATCH_SIZE, 3), np.uint8)
         shapes = np.zeros((n, 2), dtype=np.int64)
         status: Statuses = [(Status.OK, "")] * n
 
-        def store(i: int, result: tuple[np.ndarray, np.ndarray, Statuses]) -> None:
+        def store(i: int, result: tuple[np.ndarray | None, np.ndarray, Statuses]) -> None:
             block, shp, st = result
-            out[i : i + len(st)] = block
+            if block is not None:
+                out[i : i + len(st)] = block
             shapes[i : i + len(st)] = shp
             status[i : i + len(st)] = st
             if progress is not None:
                 progress.advance(len(st))
 
-        # Several chunks per worker balance the load; each still amortises the
-        # per-task cost (pickling, ~ms) over hundreds of ~0.15 ms decodes.
-        chunk = max(64, min(1024, math.ceil(n / (4 * self.n_jobs)))) if n else 1
-        starts = list(range(0, n, chunk))
-        if self.n_jobs == 1 or len(starts) <= 1:
+        def task(i: int) -> tuple:
+            part = paths[i : i + chunk]
+            if forked:
+                return _decode_into_rows, i, part, size_policy
+            if in_place:
+                return _decode_in_place, out[i : i + chunk], part, size_policy
+            return _decode_chunk, part, size_policy
+
+        if not parallel:
             for i in starts:
-                store(i, _decode_chunk(paths[i : i + chunk], size_policy))
+                function, *arguments = task(i)
+                store(i, function(*arguments))
             return out, shapes, status
-        # A bounded window of chunks in flight: each finished block is copied into
-        # the one output and released, so the peak memory stays near 1x the data.
+        executor = self._forked_onto(out) if forked else self._get_executor()
+
+        def submit(i: int) -> Future:
+            return self._submit(executor, *task(i))
+
+        # A bounded window of chunks in flight: each finished block is in the one
+        # output or copied there and released, so the peak memory stays near 1x the data.
         pending: deque[tuple[int, Future]] = deque()
         next_start = iter(starts)
-        for i in itertools.islice(next_start, 2 * self.n_jobs):
-            pending.append((i, self._submit(paths[i : i + chunk], size_policy)))
-        while pending:
-            i, fut = pending.popleft()
-            store(i, fut.result())
-            del fut
-            for j in itertools.islice(next_start, 1):
-                pending.append((j, self._submit(paths[j : j + chunk], size_policy)))
+        try:
+            for i in itertools.islice(next_start, 2 * self.n_jobs):
+                pending.append((i, submit(i)))
+            while pending:
+                i, fut = pending.popleft()
+                store(i, fut.result())
+                del fut
+                for j in itertools.islice(next_start, 1):
+                    pending.append((j, submit(j)))
+        finally:
+            if forked:
+                executor.shutdown(cancel_futures=True)
         return out, shapes, status
 
 
