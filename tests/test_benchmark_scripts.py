@@ -122,6 +122,12 @@ def test_time_to_quality_scores_both_pipelines_after_and_inside_every_epoch(tmp_
     assert set(report["summary"]) == {"tutorial", "IDCClassifier"}
     assert plot.stat().st_size > 0
     assert "wall time (s, training only)" in stdout
+    # where ours' time to its first score went: in order, and the parts add up
+    ours = report["runs"][1]
+    first = ours["points"][0]
+    assert 0 < ours["load_seconds"] < ours["first_batch_seconds"] < first["seconds"]
+    assert 0 < first["counted_seconds"] < first["seconds"] - ours["first_batch_seconds"]
+    assert "IDCClassifier, seed 0: first score at" in stdout
 
 
 def _ttq_run(pipeline: str, repeat: int, seed: int, curve: list) -> dict:
