@@ -237,7 +237,8 @@ class DecodePool:
         Kind of workers; None takes the one set by :func:`decode_executor`.
 
     The executor starts on first use and serves every :meth:`decode` call until
-    :meth:`close` (or the end of a ``with`` block).
+    :meth:`close` (or the end of a ``with`` block), except the calls that decode in
+    place with processes: those fork a pool of their own onto their output.
     """
 
     def __init__(self, n_jobs: int, kind: str | None = None) -> None:
