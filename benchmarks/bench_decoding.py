@@ -25,43 +25,41 @@ the ratio of the medians, and each round's ratio.
 from __future__ import annotations
 
 import argparse
-import json
+import glob
+import os
+import resource
 import statistics
-import subprocess
 import sys
+import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_training import in_fresh_process  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = [REPO.parent / "shared" / "data" / "idc"]
 WAYS = ("in place", "pickled blocks")
 
-CHILD = r"""
-import glob, json, os, resource, sys, time
-import numpy as np
-from idcclf.datasets._decode import DecodePool
 
-roots, way, executor, n_jobs = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
-paths = sorted(p for r in roots for p in glob.glob(os.path.join(r, "*", "[01]", "*.png")))
-out = None if way == "in place" else np.empty((len(paths), 50, 50, 3), np.uint8)
-start = time.perf_counter()
-with DecodePool(n_jobs, kind=executor) as pool:
-    rows, shapes, status = pool.decode(paths, "pad", out)
-seconds = time.perf_counter() - start
-print(json.dumps({
-    "n": len(paths), "seconds": seconds, "sum": int(rows.sum(dtype=np.uint64)),
-    "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-}))
-"""
+def decode_once(roots: list[str], way: str, executor: str, n_jobs: int) -> dict:
+    """Decode every patch file under ``roots`` one ``way``; meant for a fresh process."""
+    import numpy as np
 
+    from idcclf.datasets._decode import DecodePool
 
-def run_child(roots: list[str], way: str, executor: str, n_jobs: int) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, json.dumps(roots), way, executor, str(n_jobs)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    pattern = ("*", "[01]", "*.png")
+    paths = sorted(p for root in roots for p in glob.glob(os.path.join(root, *pattern)))
+    out = None if way == "in place" else np.empty((len(paths), 50, 50, 3), np.uint8)
+    start = time.perf_counter()
+    with DecodePool(n_jobs, kind=executor) as pool:
+        rows, _, _ = pool.decode(paths, "pad", out)
+    seconds = time.perf_counter() - start
+    return {
+        "n": len(paths),
+        "seconds": seconds,
+        "sum": int(rows.sum(dtype=np.uint64)),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def main() -> int:
@@ -76,7 +74,7 @@ def main() -> int:
     for round_ in range(1, args.rounds + 1):
         # alternate which way goes first, so that neither always follows the other
         for way in WAYS if round_ % 2 else WAYS[::-1]:
-            result = run_child(args.data, way, args.executor, args.n_jobs)
+            result = in_fresh_process(decode_once, args.data, way, args.executor, args.n_jobs)
             times[way].append(result["seconds"])
             sums.add(result["sum"])
             print(
