@@ -17,9 +17,16 @@ because it did more work, its threads spent more CPU time; if its threads spent 
 same CPU time over a longer wall time while the CPUs sat idle, they were waiting for
 each other, and the cause is outside the computation.
 
+``--feed dataset`` gives ``fit`` the same patches, shuffled every epoch, as a
+``tf.data`` pipeline that is not autotuned, instead of the arrays (which Keras reads
+through an autotuned pipeline, a new iterator every epoch): whether the slow epochs
+are the wait for an autotuned iterator's tuning thread when ``fit`` destroys it at the
+end of an epoch (``docs/benchmarks.md``, *Why some epochs take twice as long*).
+
 Linux only. Usage::
 
-    python benchmarks/epoch_modes.py [--n 4096] [--epochs 14] [--out FILE.json]
+    python benchmarks/epoch_modes.py [--n 4096] [--epochs 14] [--feed arrays|dataset]
+        [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
+FEEDS = ("arrays", "dataset")
 TICK_S = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
 # /proc/stat's cpu line: user nice system idle iowait irq softirq steal ...
 _BUSY, _IDLE, _STEAL = (0, 1, 2, 4, 5, 6), (3,), (7,)
@@ -51,6 +59,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=float,
         default=1.5,
         help="an epoch is slow above this multiple of the median epoch (default 1.5)",
+    )
+    parser.add_argument(
+        "--feed",
+        choices=FEEDS,
+        default="arrays",
+        help="arrays: fit(patches, labels), read through Keras' autotuned tf.data pipeline; "
+        "dataset: the same patches from a tf.data pipeline that is not autotuned",
     )
     parser.add_argument("--threads", type=int, default=2, help="busiest threads reported")
     parser.add_argument("--out", type=Path, default=None, help="write every epoch as JSON")
@@ -151,10 +166,24 @@ def train(args: argparse.Namespace) -> list[dict]:
     labels = keras.utils.to_categorical(rng.integers(0, 2, args.n), 2)
     model = build_cancernet()
     model.compile(optimizer=keras.optimizers.Adagrad(1e-2), loss="categorical_crossentropy")
-    model.fit(
-        patches, labels, batch_size=args.batch_size, epochs=args.epochs, verbose=0,
-        callbacks=[Probe()],
-    )  # fmt: skip
+    if args.feed == "arrays":
+        model.fit(
+            patches, labels, batch_size=args.batch_size, epochs=args.epochs, verbose=0,
+            callbacks=[Probe()],
+        )  # fmt: skip
+        return records
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((patches, labels))
+        .shuffle(args.n, seed=0, reshuffle_each_iteration=True)
+        .batch(args.batch_size)
+        .prefetch(2)
+        .with_options(options)
+    )
+    model.fit(dataset, epochs=args.epochs, verbose=0, shuffle=False, callbacks=[Probe()])
     return records
 
 

@@ -285,10 +285,14 @@ def test_epoch_modes_flags_the_epochs_far_above_the_median():
     assert summary["fast"]["top_thread_cpu_s"] == pytest.approx(1.8)
 
 
-def test_epoch_modes_records_wall_and_cpu_time_per_epoch(tmp_path):
+@pytest.mark.parametrize("feed", ["arrays", "dataset"])
+def test_epoch_modes_records_wall_and_cpu_time_per_epoch(tmp_path, feed):
     out = tmp_path / "modes.json"
-    stdout = run_script("epoch_modes.py", "--n", "64", "--epochs", "3", "--out", str(out))
+    stdout = run_script(
+        "epoch_modes.py", "--n", "64", "--epochs", "3", "--feed", feed, "--out", str(out)
+    )
     report = json.loads(out.read_text())
+    assert report["config"]["feed"] == feed
     assert len(report["epochs"]) == 3 and len(report["slow"]) == 3
     for epoch in report["epochs"]:
         assert epoch["wall_s"] > 0
@@ -302,7 +306,7 @@ def test_epoch_modes_records_wall_and_cpu_time_per_epoch(tmp_path):
 
 def test_epoch_modes_refuses_bad_arguments():
     epoch_modes = _epoch_modes()
-    for argv in (["--epochs", "2"], ["--factor", "1"], ["--n", "8"]):
+    for argv in (["--epochs", "2"], ["--factor", "1"], ["--n", "8"], ["--feed", "pipes"]):
         with pytest.raises(SystemExit):
             epoch_modes.parse_args(argv)
 
@@ -367,3 +371,36 @@ def test_bench_decoding_times_both_ways_on_the_same_pixels(executor):
     assert len(runs) == 4 and sum("in place" in line for line in runs) == 2
     assert f"{executor} x2, 2400 patches, medians: in place" in stdout
     assert "pickled / in place" in stdout
+
+
+def test_epoch_boundary_times_the_waits_of_both_feeds(tmp_path):
+    out = tmp_path / "boundary.json"
+    stdout = run_script(
+        "epoch_boundary.py", "--epochs", "3", "--seconds-per-epoch", "0.4", "--steps", "2",
+        "--rounds", "1", "--out", str(out),
+    )  # fmt: skip
+    runs = json.loads(out.read_text())["runs"]
+    assert [run["feed"] for run in runs] == ["pydataset", "idcclf"]
+    for run in runs:
+        assert len(run["boundary_waits_s"]) == 2  # between epochs 1-2 and 2-3
+        assert all(wait >= 0 for wait in [*run["boundary_waits_s"], run["end_wait_s"]])
+        # three epochs of at least 0.4 s of load each
+        assert run["fit_s"] >= 1.2
+    assert "round 1, pydataset" in stdout and "round 1, idcclf" in stdout
+    assert stdout.count("over 1 s") == 2
+
+
+def test_epoch_boundary_refuses_bad_arguments():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import epoch_boundary
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    for argv in (
+        ["--epochs", "0"],
+        ["--steps", "0"],
+        ["--rounds", "0"],
+        ["--seconds-per-epoch", "-1"],
+    ):
+        with pytest.raises(SystemExit):
+            epoch_boundary.parse_args(argv)

@@ -1,5 +1,7 @@
 """What IDCClassifier.fit trains on: the validation split, weights and subsets."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -68,6 +70,52 @@ def test_epoch_batches_cover_every_patch_in_a_new_order_each_epoch():
     assert not np.array_equal(first, second)
     # the order of an epoch depends on the seed and the epoch alone (a resume continues it)
     np.testing.assert_array_equal(EpochBatches(X, y, None, 8, seed=0, epoch=1).order, second)
+
+
+def test_the_stream_and_dataset_give_the_batches_of_each_epoch_in_turn():
+    y = np.array([0] * 30 + [1] * 10)
+    X, weights = np.arange(40), np.linspace(1, 2, 40).astype(np.float32)
+    batches = EpochBatches(X, y, weights, batch_size=8, seed=0, epoch=2)
+    expected = []
+    for _ in range(3):
+        expected += [batches[i] for i in range(len(batches))]
+        batches.on_epoch_end()
+    batches = EpochBatches(X, y, weights, batch_size=8, seed=0, epoch=2)
+    dataset = batches.dataset()
+    # an autotuned iterator stalls fit for up to a minute when it is destroyed
+    assert dataset.options().autotune.enabled is False
+    n = len(expected)
+    for streamed in (itertools.islice(batches.stream(), n), dataset.take(n)):
+        got = list(streamed)
+        assert len(got) == len(expected)
+        for batch, want in zip(got, expected, strict=True):
+            assert len(batch) == 3
+            for part, wanted in zip(batch, want, strict=True):
+                np.testing.assert_array_equal(np.asarray(part), wanted)
+    assert batches.epoch == 2  # reading the stream changes nothing
+
+
+def test_fit_trains_on_the_dataset_one_epoch_after_another(tiny_sample, tiny_params, monkeypatch):
+    import keras
+
+    from idcclf import IDCClassifier
+
+    X, y, groups = tiny_sample
+    seen = {}
+    original = keras.Model.fit
+
+    def fit(self, x=None, *args, **kwargs):
+        seen.update(kwargs, x=x)
+        return original(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", fit)
+    clf = IDCClassifier(**{**tiny_params, "epochs": 2}).fit(X, y, groups=groups)
+    assert len(clf.history_["loss"]) == 2
+    assert seen["x"].options().autotune.enabled is False
+    n_training = np.isin(groups, clf.training_groups_).sum()
+    assert 0 < n_training < len(y)  # a validation part was held out
+    assert seen["steps_per_epoch"] == -(-n_training // clf.batch_size)
+    assert seen["shuffle"] is False  # the batches come shuffled
 
 
 def test_batches_and_subsets_of_rows_match_those_of_a_copy():

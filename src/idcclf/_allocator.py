@@ -1,7 +1,7 @@
 """Keep TensorFlow's tensor buffers in the C heap rather than in fresh memory maps.
 
-The first time a process iterates a generator dataset (Keras feeds every
-``keras.utils.PyDataset``, so every ``IDCClassifier.fit``, through one), TensorFlow
+The first time a process iterates a generator dataset (every ``IDCClassifier.fit``
+reads its training batches through one, as Keras reads a ``keras.utils.PyDataset``), TensorFlow
 calls glibc's ``mallopt(M_TRIM_THRESHOLD, 128 KiB)``. That also freezes glibc's
 ``mmap`` threshold at its 128 KiB default, so from then on every tensor buffer above
 128 KiB (most of CancerNet's activations and gradients) is a fresh memory map,

@@ -8,6 +8,7 @@ take the estimator, read its settings and never set its attributes.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import warnings
 from typing import NamedTuple
@@ -132,7 +133,7 @@ def random_subset(X: np.ndarray, n: int, seed: int | None, rows=None) -> np.ndar
     return X[chosen if rows is None else rows[chosen]]
 
 
-class EpochBatches(keras.utils.PyDataset):
+class EpochBatches:
     """The mini-batches of one epoch at a time, in a fresh order every epoch.
 
     Every training patch once per epoch, shuffled; or, with ``undersample``, all the
@@ -141,14 +142,12 @@ class EpochBatches(keras.utils.PyDataset):
     that over the epochs every patch is used. The batches of epoch ``e`` depend only
     on ``seed`` and ``e`` (a resumed fit goes on with the same sequence).
 
-    Fed to ``keras.Model.fit`` instead of arrays, whose tf.data pipeline TensorFlow
-    rewrites under op determinism with an error line per pipeline
-    (``docs/estimator.md``). The patches are ``X[rows]`` (``rows`` None: all of
-    ``X``), read batch by batch; ``y`` and ``weights`` are those of the rows.
+    The patches are ``X[rows]`` (``rows`` None: all of ``X``), read batch by batch;
+    ``y`` and ``weights`` are those of the rows. ``keras.Model.fit`` gets them as
+    :meth:`dataset`.
     """
 
     def __init__(self, X, y, weights, batch_size: int, seed, undersample=False, epoch=0, rows=None):
-        super().__init__()
         self.X, self.y, self.weights, self.batch_size = X, y, weights, batch_size
         self.rows = rows
         self.seed = int(np.random.SeedSequence().entropy) if seed is None else int(seed)
@@ -184,7 +183,9 @@ class EpochBatches(keras.utils.PyDataset):
         return -(-len(self.order) // self.batch_size)
 
     def __getitem__(self, index: int):
-        chosen = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        return self._batch(self.order[index * self.batch_size : (index + 1) * self.batch_size])
+
+    def _batch(self, chosen: np.ndarray) -> tuple:
         patches = self.X[chosen if self.rows is None else self.rows[chosen]]
         batch = (patches, self.y[chosen])
         return batch if self.weights is None else (*batch, self.weights[chosen])
@@ -192,6 +193,38 @@ class EpochBatches(keras.utils.PyDataset):
     def on_epoch_end(self) -> None:
         self.epoch += 1
         self.order = self.indices(self.epoch)
+
+    def stream(self):
+        """The batches of epoch ``epoch``, then of every later epoch, without end.
+
+        A function of ``seed`` and ``epoch`` alone: every call starts the same sequence.
+        """
+        for epoch in itertools.count(self.epoch):
+            order = self.indices(epoch)
+            for start in range(0, len(order), self.batch_size):
+                yield self._batch(order[start : start + self.batch_size])
+
+    def dataset(self):
+        """:meth:`stream` as a ``tf.data.Dataset``, read ahead by two batches.
+
+        ``fit`` takes ``len(self)`` steps from it per epoch, from one iterator. Not
+        autotuned: destroying an autotuned iterator can stall until its tuning
+        thread's next round, up to a minute away, and ``keras.Model.fit`` destroys
+        one at the end of every epoch of a ``keras.utils.PyDataset`` and at the end
+        of the fit (``benchmarks/epoch_boundary.py``). Also not an array pipeline,
+        which TensorFlow rewrites under op determinism with an error line per
+        pipeline (``docs/estimator.md``).
+        """
+        import tensorflow as tf
+
+        def spec(values: np.ndarray) -> tf.TensorSpec:
+            return tf.TensorSpec((None, *values.shape[1:]), tf.as_dtype(values.dtype))
+
+        signature = tuple(spec(v) for v in self._batch(self.order[:1]))
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        dataset = tf.data.Dataset.from_generator(self.stream, output_signature=signature)
+        return dataset.prefetch(2).with_options(options)
 
 
 def build_callbacks(clf, data: TrainingData, y, groups, initial_epoch: int):
@@ -286,7 +319,9 @@ def run(clf, data: TrainingData, callbacks, epochs: int, initial_epoch: int) -> 
         if initial_epoch < epochs:
             with seeded(clf._random_state):
                 clf.model_.fit(
-                    batches,
+                    batches.dataset(),
+                    steps_per_epoch=len(batches),
+                    shuffle=False,  # the batches come shuffled
                     epochs=epochs,
                     initial_epoch=initial_epoch,
                     verbose=clf.verbose,
