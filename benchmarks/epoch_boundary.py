@@ -91,14 +91,18 @@ def fit_once(feed: str, epochs: int, seconds_per_epoch: float, steps: int) -> di
             events.append(("epoch_end", time.perf_counter()))
 
     class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.epoch = batches
+
         def __len__(self):
-            return len(batches)
+            return len(self.epoch)
 
         def __getitem__(self, index):
-            return batches[index]
+            return self.epoch[index]
 
         def on_epoch_end(self):
-            batches.on_epoch_end()
+            self.epoch = EpochBatches(X, y, None, batch_size=32, seed=0, epoch=self.epoch.epoch + 1)
 
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2, activation="softmax")])
     model.compile("sgd", "sparse_categorical_crossentropy")

@@ -64,22 +64,22 @@ def test_epoch_batches_cover_every_patch_in_a_new_order_each_epoch():
     assert len(batches) == 5
     first = np.concatenate([batches[i][0] for i in range(len(batches))])
     np.testing.assert_array_equal(np.sort(first), X)
-    batches.on_epoch_end()
-    second = np.concatenate([batches[i][0] for i in range(len(batches))])
+    # the order of an epoch depends on the seed and the epoch alone (a resume continues it)
+    resumed = EpochBatches(X, y, None, batch_size=8, seed=0, epoch=1)
+    second = np.concatenate([resumed[i][0] for i in range(len(resumed))])
     np.testing.assert_array_equal(np.sort(second), X)
     assert not np.array_equal(first, second)
-    # the order of an epoch depends on the seed and the epoch alone (a resume continues it)
-    np.testing.assert_array_equal(EpochBatches(X, y, None, 8, seed=0, epoch=1).order, second)
+    streamed = list(itertools.islice(batches.stream(), 2 * len(batches)))
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in streamed]), [*first, *second])
 
 
 def test_the_stream_and_dataset_give_the_batches_of_each_epoch_in_turn():
     y = np.array([0] * 30 + [1] * 10)
     X, weights = np.arange(40), np.linspace(1, 2, 40).astype(np.float32)
-    batches = EpochBatches(X, y, weights, batch_size=8, seed=0, epoch=2)
     expected = []
-    for _ in range(3):
-        expected += [batches[i] for i in range(len(batches))]
-        batches.on_epoch_end()
+    for epoch in (2, 3, 4):
+        of_epoch = EpochBatches(X, y, weights, batch_size=8, seed=0, epoch=epoch)
+        expected += [of_epoch[i] for i in range(len(of_epoch))]
     batches = EpochBatches(X, y, weights, batch_size=8, seed=0, epoch=2)
     dataset = batches.dataset()
     # an autotuned iterator stalls fit for up to a minute when it is destroyed
@@ -125,11 +125,12 @@ def test_batches_and_subsets_of_rows_match_those_of_a_copy():
     y = np.array([0, 1] * 20)
     of_rows = EpochBatches(X, y, None, batch_size=8, seed=0, rows=rows)
     of_copy = EpochBatches(X[rows], y, None, batch_size=8, seed=0)
-    for _ in range(2):
-        for i in range(len(of_copy)):
-            np.testing.assert_array_equal(of_rows[i][0], of_copy[i][0])
-            np.testing.assert_array_equal(of_rows[i][1], of_copy[i][1])
-        of_rows.on_epoch_end(), of_copy.on_epoch_end()
+    n = 2 * len(of_copy)  # two epochs
+    for a, b in zip(
+        itertools.islice(of_rows.stream(), n), itertools.islice(of_copy.stream(), n), strict=True
+    ):
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
     np.testing.assert_array_equal(random_subset(X, 10, 3, rows), random_subset(X[rows], 10, 3))
     assert set(random_subset(X, 100, 3, rows)) == set(X[rows])
 
@@ -152,17 +153,16 @@ def test_fit_holds_out_validation_rows_without_copying_the_training_patches(tiny
 def test_undersampled_epochs_are_balanced_and_use_every_patch():
     y = np.array([0] * 25 + [1] * 10)
     X, weights = np.arange(35), np.linspace(1, 2, 35)
-    batches = EpochBatches(X, y, weights, batch_size=8, seed=3, undersample=True)
-    assert len(batches) == 3  # 20 patches a epoch
+    assert len(EpochBatches(X, y, weights, 8, seed=3, undersample=True)) == 3  # 20 a epoch
     seen = []
-    for _ in range(3):
+    for epoch in range(3):
+        batches = EpochBatches(X, y, weights, batch_size=8, seed=3, undersample=True, epoch=epoch)
         parts = [batches[i] for i in range(len(batches))]
         x = np.concatenate([p[0] for p in parts])
         np.testing.assert_array_equal(np.concatenate([p[2] for p in parts]), weights[x])
         assert np.sum(y[x] == 1) == np.sum(y[x] == 0) == 10
         assert set(x[y[x] == 1]) == set(range(25, 35))  # the rare class: all, every epoch
         seen += list(x[y[x] == 0])
-        batches.on_epoch_end()
     # 3 epochs of 10 draws cover the 25 common patches, none twice within a pass of 25
     assert set(seen) == set(range(25))
     assert len(set(seen[:20])) == 20

@@ -134,7 +134,7 @@ def random_subset(X: np.ndarray, n: int, seed: int | None, rows=None) -> np.ndar
 
 
 class EpochBatches:
-    """The mini-batches of one epoch at a time, in a fresh order every epoch.
+    """The mini-batches of every epoch from ``epoch`` on, in a fresh order every epoch.
 
     Every training patch once per epoch, shuffled; or, with ``undersample``, all the
     patches of the rarest class and as many of every other class, shuffled together.
@@ -143,8 +143,8 @@ class EpochBatches:
     on ``seed`` and ``e`` (a resumed fit goes on with the same sequence).
 
     The patches are ``X[rows]`` (``rows`` None: all of ``X``), read batch by batch;
-    ``y`` and ``weights`` are those of the rows. ``keras.Model.fit`` gets them as
-    :meth:`dataset`.
+    ``y`` and ``weights`` are those of the rows. ``batches[i]`` is batch ``i`` of epoch
+    ``epoch``; ``keras.Model.fit`` gets every epoch in turn as :meth:`dataset`.
     """
 
     def __init__(self, X, y, weights, batch_size: int, seed, undersample=False, epoch=0, rows=None):
@@ -189,10 +189,6 @@ class EpochBatches:
         patches = self.X[chosen if self.rows is None else self.rows[chosen]]
         batch = (patches, self.y[chosen])
         return batch if self.weights is None else (*batch, self.weights[chosen])
-
-    def on_epoch_end(self) -> None:
-        self.epoch += 1
-        self.order = self.indices(self.epoch)
 
     def stream(self):
         """The batches of epoch ``epoch``, then of every later epoch, without end.
