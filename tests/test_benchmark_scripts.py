@@ -259,17 +259,19 @@ def test_bench_batch_norm_compares_the_fused_layer_with_keras(tmp_path):
     assert stdout.count("fused / keras") == 2  # one line of ratios per round
 
 
-def _epoch_modes():
+def _benchmark(name: str):
+    """The script ``benchmarks/<name>.py``, imported as a module."""
+    import importlib
+
     sys.path.insert(0, str(BENCHMARKS))
     try:
-        import epoch_modes
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(BENCHMARKS))
-    return epoch_modes
 
 
 def test_epoch_modes_flags_the_epochs_far_above_the_median():
-    epoch_modes = _epoch_modes()
+    epoch_modes = _benchmark("epoch_modes")
     # The first epoch traces the graph: it is never flagged, nor counted in the median.
     assert epoch_modes.slow_epochs([5.0, 1.0, 1.1, 2.0, 0.9], 1.5) == [
         False, False, False, True, False,
@@ -305,7 +307,7 @@ def test_epoch_modes_records_wall_and_cpu_time_per_epoch(tmp_path, feed):
 
 
 def test_epoch_modes_refuses_bad_arguments():
-    epoch_modes = _epoch_modes()
+    epoch_modes = _benchmark("epoch_modes")
     for argv in (["--epochs", "2"], ["--factor", "1"], ["--n", "8"], ["--feed", "pipes"]):
         with pytest.raises(SystemExit):
             epoch_modes.parse_args(argv)
@@ -391,11 +393,7 @@ def test_epoch_boundary_times_the_waits_of_both_feeds(tmp_path):
 
 
 def test_epoch_boundary_refuses_bad_arguments():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import epoch_boundary
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    epoch_boundary = _benchmark("epoch_boundary")
     for argv in (
         ["--epochs", "0"],
         ["--steps", "0"],
