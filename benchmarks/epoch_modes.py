@@ -174,14 +174,13 @@ def train(args: argparse.Namespace) -> list[dict]:
         return records
     import tensorflow as tf
 
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    dataset = (
+    from idcclf._training import read_ahead
+
+    # read as IDCClassifier.fit reads its batches
+    dataset = read_ahead(
         tf.data.Dataset.from_tensor_slices((patches, labels))
         .shuffle(args.n, seed=0, reshuffle_each_iteration=True)
         .batch(args.batch_size)
-        .prefetch(2)
-        .with_options(options)
     )
     model.fit(dataset, epochs=args.epochs, verbose=0, shuffle=False, callbacks=[Probe()])
     return records

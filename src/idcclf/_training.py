@@ -217,10 +217,16 @@ class EpochBatches:
             return tf.TensorSpec((None, *values.shape[1:]), tf.as_dtype(values.dtype))
 
         signature = tuple(spec(v) for v in self._batch(self.order[:1]))
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        dataset = tf.data.Dataset.from_generator(self.stream, output_signature=signature)
-        return dataset.prefetch(2).with_options(options)
+        return read_ahead(tf.data.Dataset.from_generator(self.stream, output_signature=signature))
+
+
+def read_ahead(dataset):
+    """``dataset`` read ahead by two batches, with autotuning off (see ``EpochBatches.dataset``)."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(2).with_options(options)
 
 
 def build_callbacks(clf, data: TrainingData, y, groups, initial_epoch: int):
