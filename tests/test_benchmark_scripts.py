@@ -25,11 +25,7 @@ def run_script(script: str, *args: str) -> str:
 
 
 def test_split_timing_separates_the_epochs_from_the_fixed_costs():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        from bench_training import split_timing
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    split_timing = _benchmark("bench_training").split_timing
     # 100 patches, epochs of 3, 1 and 1 s inside a call of 7 s.
     timing = split_timing(100, 7.0, [3.0, 1.0, 1.0])
     assert timing["epoch_images_per_s"] == pytest.approx(100.0)
