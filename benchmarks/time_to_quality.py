@@ -247,17 +247,20 @@ def split_patients(roots: list[Path], n_train: int, n_val: int | None, seed: int
     return by_root(train), by_root(val)
 
 
-def load(by_root: dict, cache: bool = True):
-    """Patches, labels, patients and full paths of the patients chosen, root by root."""
+def load(by_root: dict, cache: bool = True, paths: bool = True):
+    """Patches, labels, patients and full paths (None unless ``paths``) of the patients.
+
+    One ``load_idc`` call over every root: one decoding pass into one array, where a
+    call per root would copy the rows again to join them (1.3-1.6 s for 100 patients).
+    """
     from idcclf import load_idc
 
-    parts = [(root, load_idc(root, patients=ps, cache=cache)) for root, ps in by_root.items()]
-    return (
-        np.concatenate([b.data for _, b in parts]),
-        np.concatenate([b.target for _, b in parts]),
-        np.concatenate([b.groups for _, b in parts]),
-        [root / f for root, b in parts for f in b.filenames],
-    )
+    owner = {patient: root for root, ps in by_root.items() for patient in ps}
+    bunch = load_idc(list(by_root), patients=list(owner), cache=cache)
+    files = None
+    if paths:
+        files = [owner[g] / f for g, f in zip(bunch.groups, bunch.filenames, strict=True)]
+    return bunch.data, bunch.target, bunch.groups, files
 
 
 def load_tutorial_view(files) -> np.ndarray:
@@ -404,7 +407,7 @@ def run_ours(data: dict, params: dict, epochs: int, per_epoch: int, seed: int) -
     clf = IDCClassifier(**{**BASE_PARAMS, "random_state": seed, **params, "epochs": epochs})
     points: list = []
     clock = Clock()
-    X, y, groups, _ = load(data["train"], cache=False)
+    X, y, groups, _ = load(data["train"], cache=False, paths=False)
     if data["train_fraction"] < 1:
         # every PNG is still decoded (and its time counted): a share drawn after loading
         from sklearn.model_selection import train_test_split

@@ -118,6 +118,41 @@ def test_fit_trains_on_the_dataset_one_epoch_after_another(tiny_sample, tiny_par
     assert seen["shuffle"] is False  # the batches come shuffled
 
 
+def test_fit_traces_its_training_step_once(tiny_sample, tiny_params, monkeypatch):
+    # Variables made inside the first step (optimizer slots, the accuracy metric's
+    # totals) would make TensorFlow trace it twice.
+    import keras
+
+    from idcclf import IDCClassifier
+
+    X, y, groups = tiny_sample
+    traced = []
+    original = keras.Model.train_step
+
+    def train_step(self, data):
+        traced.append(len(self.optimizer.variables))
+        return original(self, data)
+
+    monkeypatch.setattr(keras.Model, "train_step", train_step)
+    clf = IDCClassifier(**{**tiny_params, "epochs": 2}).fit(X, y, groups=groups)
+    assert len(traced) == 1
+    assert traced[0] > 1  # slots as well as the iteration count: built before tracing
+    assert np.isfinite(clf.history_["accuracy"]).all()
+
+
+def test_building_the_training_state_first_changes_no_result(tiny_sample, tiny_params, monkeypatch):
+    from idcclf import IDCClassifier, _training
+
+    X, y, groups = tiny_sample
+    params = {**tiny_params, "epochs": 2}
+    built = IDCClassifier(**params).fit(X, y, groups=groups)
+    monkeypatch.setattr(_training, "build_training_state", lambda model, batch: None)
+    lazy = IDCClassifier(**params).fit(X, y, groups=groups)
+    assert built.history_ == lazy.history_
+    for a, b in zip(built.model_.get_weights(), lazy.model_.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_batches_and_subsets_of_rows_match_those_of_a_copy():
     # fit trains on the rows of X outside its validation part, without copying them
     X = np.arange(60) * 10

@@ -190,6 +190,10 @@ class EpochBatches:
         batch = (patches, self.y[chosen])
         return batch if self.weights is None else (*batch, self.weights[chosen])
 
+    def first(self) -> tuple:
+        """A batch of the first training row only, as the batches are (for shapes and types)."""
+        return self._batch(self.order[:1])
+
     def stream(self):
         """The batches of epoch ``epoch``, then of every later epoch, without end.
 
@@ -216,7 +220,7 @@ class EpochBatches:
         def spec(values: np.ndarray) -> tf.TensorSpec:
             return tf.TensorSpec((None, *values.shape[1:]), tf.as_dtype(values.dtype))
 
-        signature = tuple(spec(v) for v in self._batch(self.order[:1]))
+        signature = tuple(spec(v) for v in self.first())
         return read_ahead(tf.data.Dataset.from_generator(self.stream, output_signature=signature))
 
 
@@ -301,6 +305,22 @@ def averaging_momentum(span_epochs: float, batches_per_epoch: int) -> float:
     return max(0.0, 1.0 - 1.0 / (span_epochs * batches_per_epoch))
 
 
+def build_training_state(model: keras.Model, batch: tuple) -> None:
+    """Create the optimizer's and the compiled metrics' variables before ``fit``.
+
+    Keras on TensorFlow creates them while tracing the first training step, and
+    TensorFlow traces a step that creates variables twice: a second more before the
+    first batch, on the CPUs of ``docs/benchmarks.md``. The metrics are built on
+    ``batch`` in inference mode (nothing random is drawn, no weight changes), then
+    reset.
+    """
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    x, y = batch[:2]
+    model.compute_metrics(x, y, model(x, training=False))
+    model.reset_metrics()
+
+
 def run(clf, data: TrainingData, callbacks, epochs: int, initial_epoch: int) -> bool:
     """Train ``clf.model_``, seeded by ``clf``; return whether Ctrl-C interrupted it."""
     batches = EpochBatches(
@@ -316,6 +336,7 @@ def run(clf, data: TrainingData, callbacks, epochs: int, initial_epoch: int) -> 
     if clf.weight_averaging:
         # Read when the training step is traced, at the first batch of fit.
         clf.model_.optimizer.ema_momentum = averaging_momentum(clf.weight_averaging, len(batches))
+    build_training_state(clf.model_, batches.first())
     keep_tensor_buffers()
     try:
         if initial_epoch < epochs:
