@@ -398,3 +398,20 @@ def test_epoch_boundary_refuses_bad_arguments():
     ):
         with pytest.raises(SystemExit):
             epoch_boundary.parse_args(argv)
+
+
+def test_first_batch_traces_the_step_once_when_built_and_twice_when_lazy(tmp_path):
+    out = tmp_path / "first_batch.json"
+    stdout = run_script("first_batch.py", "--n", "64", "--rounds", "1", "--out", str(out))
+    runs = json.loads(out.read_text())["runs"]
+    assert [(run["way"], run["traces"]) for run in runs] == [("built", 1), ("lazy", 2)]
+    for run in runs:
+        assert 0 < run["first_batch_s"] <= run["epoch_s"]
+    assert "median to the first batch: built" in stdout
+
+
+def test_first_batch_refuses_bad_arguments():
+    first_batch = _benchmark("first_batch")
+    for argv in (["--n", "63"], ["--rounds", "0"]):
+        with pytest.raises(SystemExit):
+            first_batch.parse_args(argv)

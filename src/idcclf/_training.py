@@ -309,10 +309,10 @@ def build_training_state(model: keras.Model, batch: tuple) -> None:
     """Create the optimizer's and the compiled metrics' variables before ``fit``.
 
     Keras on TensorFlow creates them while tracing the first training step, and
-    TensorFlow traces a step that creates variables twice: a second more before the
-    first batch, on the CPUs of ``docs/benchmarks.md``. The metrics are built on
-    ``batch`` in inference mode (nothing random is drawn, no weight changes), then
-    reset.
+    TensorFlow traces a step that creates variables twice: 0.9 s more before the
+    first batch on the 2-vCPU machines of ``docs/benchmarks.md``
+    (``benchmarks/first_batch.py``). The metrics are built on ``batch`` in inference
+    mode (nothing random is drawn, no weight changes), then reset.
     """
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
