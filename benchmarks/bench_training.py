@@ -246,6 +246,15 @@ def in_fresh_process(function, *args):
     return value
 
 
+def write_runs(path: Path, args, runs: list) -> None:
+    """Write ``{"config": the arguments as text, "runs": runs}`` to ``path`` as JSON, atomically."""
+    from idcclf._io import atomic_write_text
+
+    report = {"config": {k: str(v) for k, v in vars(args).items()}, "runs": runs}
+    atomic_write_text(path, json.dumps(report, indent=2))
+    print(f"wrote {path}")
+
+
 def _send_result(connection, function, args) -> None:
     try:
         outcome = (True, function(*args))

@@ -31,7 +31,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -40,7 +39,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_training import in_fresh_process  # noqa: E402
+from bench_training import in_fresh_process, write_runs  # noqa: E402
 
 FEEDS = ("pydataset", "idcclf")
 
@@ -153,11 +152,7 @@ def main(argv=None) -> int:
         over = sum(w > 1 for w in waits)
         print(f"  {feed:9}: {max(waits):.1f} s; {over} of {len(waits)} over 1 s")
     if args.out:
-        from idcclf._io import atomic_write_text
-
-        report = {"config": {k: str(v) for k, v in vars(args).items()}, "runs": runs}
-        atomic_write_text(args.out, json.dumps(report, indent=2))
-        print(f"wrote {args.out}")
+        write_runs(args.out, args, runs)
     return 0
 
 

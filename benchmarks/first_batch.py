@@ -23,7 +23,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -33,7 +32,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_training import extra_fit_callbacks, in_fresh_process  # noqa: E402
+from bench_training import extra_fit_callbacks, in_fresh_process, write_runs  # noqa: E402
 
 WAYS = ("built", "lazy")
 
@@ -117,11 +116,7 @@ def main(argv=None) -> int:
         f"{medians['lazy']:.2f} s; saved per round {min(saved):.2f} to {max(saved):.2f} s"
     )
     if args.out:
-        from idcclf._io import atomic_write_text
-
-        report = {"config": {k: str(v) for k, v in vars(args).items()}, "runs": runs}
-        atomic_write_text(args.out, json.dumps(report, indent=2))
-        print(f"wrote {args.out}")
+        write_runs(args.out, args, runs)
     return 0
 
 

@@ -251,7 +251,7 @@ def load(by_root: dict, cache: bool = True, paths: bool = True):
     """Patches, labels, patients and full paths (None unless ``paths``) of the patients.
 
     One ``load_idc`` call over every root: one decoding pass into one array, where a
-    call per root would copy the rows again to join them (1.3-1.6 s for 100 patients).
+    call per root would copy every pixel again to join them.
     """
     from idcclf import load_idc
 
