@@ -415,3 +415,28 @@ def test_first_batch_refuses_bad_arguments():
     for argv in (["--n", "63"], ["--rounds", "0"]):
         with pytest.raises(SystemExit):
             first_batch.parse_args(argv)
+
+
+def test_recalibration_times_both_ways_with_the_same_statistics(tmp_path):
+    out = tmp_path / "recalibration.json"
+    stdout = run_script(
+        "recalibration.py", "--against", "HEAD", "--n", "96", "--rounds", "1", "--calls", "2",
+        "--out", str(out),
+    )  # fmt: skip
+    runs = json.loads(out.read_text())["runs"]
+    assert [run["way"] for run in runs] == ["now", "then"]
+    for run in runs:
+        assert run["patches"] == 96 and len(run["seconds"]) == 2 and min(run["seconds"]) > 0
+    recalibration = _benchmark("recalibration")
+    means, variances = recalibration.largest_differences(*runs)
+    assert means < 1e-4 and variances < 1e-3
+    assert "statistics, now against then" in stdout
+
+
+def test_recalibration_refuses_bad_arguments():
+    recalibration = _benchmark("recalibration")
+    for argv in ([], ["--against", "HEAD", "--n", "0"], ["--against", "HEAD", "--calls", "0"]):
+        with pytest.raises(SystemExit):
+            recalibration.parse_args(argv)
+    with pytest.raises(SystemExit, match="no-such-revision"):
+        recalibration.previous_source("no-such-revision")

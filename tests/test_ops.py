@@ -80,13 +80,16 @@ def test_cached_activations_give_the_same_statistics(patches, monkeypatch):
     model = small_net()
     recalibrate_batch_norm(model, patches)
     (plan,) = _ops._PLANS[model]["plans"].values()
-    assert len(plan.segments) == 3  # one per batch-norm layer: each next one starts cached
+    # The second pass keeps its layer's input, where the third starts.
+    assert [step.source for step in plan.passes] == [None, None, 1]
+    assert [step.kept for step in plan.passes] == [None, model.get_layer("block2_bn1").input, None]
     cached = batch_norm_statistics(model)
     monkeypatch.setattr(_ops, "RECALIBRATION_CACHE_BYTES", 0)
     model = small_net()
     recalibrate_batch_norm(model, patches)
     (plan,) = _ops._PLANS[model]["plans"].values()
-    assert len(plan.segments) == 1  # nothing fits: every layer is measured from the patches
+    # nothing fits: every layer is measured from the patches
+    assert [(step.source, step.kept) for step in plan.passes] == [(None, None)] * 3
     for (mean_a, var_a), (mean_b, var_b) in zip(cached, batch_norm_statistics(model), strict=True):
         np.testing.assert_allclose(mean_a, mean_b, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(var_a, var_b, rtol=1e-5, atol=1e-6)
@@ -105,10 +108,37 @@ def test_a_skip_connection_past_a_batch_norm_layer_is_measured_exactly(patches):
     model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(second))
     recalibrate_batch_norm(model, patches)
     (plan,) = _ops._PLANS[model]["plans"].values()
-    assert len(plan.segments) == 1  # nothing kept: both layers measured from the patches
+    # nothing kept: both layers measured from the patches
+    assert [(step.source, step.kept) for step in plan.passes] == [(None, None)] * 2
     layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(layers) == 2
     assert_exact_statistics(model, layers, patches)
+
+
+def test_a_pass_keeps_only_an_activation_the_next_layer_can_be_computed_from(patches):
+    # The third layer's input also needs the first layer's output, so the second pass
+    # cannot keep its own layer's input (the latest activation on its way); it keeps
+    # the first layer's output, from which the rest follows.
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    scaled = keras.layers.Rescaling(1 / 255)(inputs)
+    first = keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3, padding="same")(scaled))
+    second_input = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(first)
+    second = keras.layers.BatchNormalization()(second_input)
+    third_input = keras.layers.Add()([keras.layers.Conv2D(4, 1)(second), first])
+    third = keras.layers.BatchNormalization()(third_input)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(third))
+    recalibrate_batch_norm(model, patches)
+    (plan,) = _ops._PLANS[model]["plans"].values()
+    assert [step.source for step in plan.passes] == [None, None, 1]
+    assert [step.kept for step in plan.passes] == [None, first, None]
+    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert_exact_statistics(model, layers, patches)
+
+
+def test_recalibration_refuses_no_patches():
+    with pytest.raises(ValueError, match="X is empty"):
+        recalibrate_batch_norm(small_net(), np.zeros((0, 8, 8, 3), np.uint8))
 
 
 def test_the_inference_cache_does_not_keep_a_model_alive(patches):

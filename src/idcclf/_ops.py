@@ -81,10 +81,11 @@ def evaluate(model: keras.Model, X: np.ndarray, y: np.ndarray) -> dict[str, floa
 
 
 #: Memory for an activation that batch-norm re-estimation keeps between layers (see
-#: :func:`recalibrate_batch_norm`): enough for CancerNet's block-2 output (12 x 12 x 64
-#: floats a patch, 151 MB) on 4,096 patches, and on the 2,048 re-estimated after a fit
-#: also for the block-1 output (24 x 24 x 32 floats, 151 MB). Up to twice this is held
-#: while the next kept activation is computed from the last.
+#: :func:`recalibrate_batch_norm`). On the 2,048 patches re-estimated after a fit it
+#: holds CancerNet's block-1 output (25 x 25 x 32 floats a patch, 164 MB) and each
+#: block-3 layer's input (12 x 12 x 128, 151 MB); on the 1,024 re-estimated before each
+#: validation also each block-2 layer's input (25 x 25 x 64, 164 MB). Up to twice this
+#: is held while the next kept activation is computed from the last.
 RECALIBRATION_CACHE_BYTES = 192 * 2**20
 
 
@@ -95,30 +96,31 @@ def recalibrate_batch_norm(model: keras.Model, X: np.ndarray) -> None:
     and everything in inference mode (no augmentation, no dropout), which is how the
     network will be used.
 
-    Each layer's input is computed from the last kept activations rather than from X:
-    once a layer is fixed, the smallest activation between it and the next batch-norm
-    layer (in CancerNet, a block's pooled output) is computed once for all of X and
-    kept, if it fits in ``RECALIBRATION_CACHE_BYTES``, so later layers do not rerun
-    the blocks before it. The values are the same either way.
+    One pass over X measures each layer. A pass starts from X or from an activation
+    kept by an earlier pass, and while it measures its layer it keeps the latest
+    activation on its way (from the previous layer's output up to its own layer's
+    input) that fits in ``RECALIBRATION_CACHE_BYTES`` for all of X and from which the
+    next layer's input can be computed alone: the next pass starts there, so the
+    layers before it are not run again. The values are the same either way.
     """
+    if not len(X):
+        raise ValueError("no samples to re-estimate batch normalization on: X is empty")
     for network in _networks(model):
         plan = _plan(network, X)
         if plan is None:  # no batch-norm layer, e.g. a nested augmentation model
             continue
-        # Flat float32 rows, whatever X's dtype and shape: one graph serves every segment.
-        inputs = np.reshape(X, (len(X), -1))
-        index = 0
-        for segment, layers in enumerate(plan.segments):
-            if segment:
-                enter = functools.partial(plan.enter, segment - 1)
-                inputs = _map_batches(lambda batch, enter=enter: enter(_float32(batch)), inputs)
-            for layer, per_sample in layers:
-                mean, variance = _pooled_moments(
-                    functools.partial(plan.moments, index), inputs, per_sample
-                )
-                layer.moving_mean.assign(mean.astype(np.float32))
-                layer.moving_variance.assign(variance.astype(np.float32))
-                index += 1
+        # Flat rows, whatever X's shape: one graph serves every pass.
+        patches = np.reshape(X, (len(X), -1))
+        kept: np.ndarray | None = None
+        for index, step in enumerate(plan.passes):
+            inputs = patches if step.source is None else kept
+            mean, variance, activation = _measure(
+                functools.partial(plan.run, index), inputs, step.per_sample, step.kept is not None
+            )
+            step.layer.moving_mean.assign(mean.astype(np.float32))
+            step.layer.moving_variance.assign(variance.astype(np.float32))
+            if activation is not None:
+                kept = activation  # the earlier one is never read again
 
 
 def _networks(model: keras.Model) -> list[keras.Model]:
@@ -146,150 +148,176 @@ def _float32(batch: np.ndarray) -> np.ndarray:
     return batch.astype(np.float32, copy=False)
 
 
-def _pooled_moments(moments, X: np.ndarray, per_sample: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and variance over all of ``X``, pooled exactly from per-batch ``moments``.
+def _measure(run, X: np.ndarray, per_sample: int, keeps: bool):
+    """Mean and variance of a layer's input over all of ``X``, and the activation kept.
 
-    Streaming: memory stays at one batch of activations. Each batch's mean and centred
-    sum of squares are pooled in float64 (Chan et al.).
+    ``run(batch)`` gives a batch's per-channel mean and variance of the layer's input
+    and, if the pass ``keeps`` one, the activation to keep as flat rows (else an
+    empty array). Streaming: besides the kept activation, memory stays at one batch.
+    Each batch's mean and centred sum of squares are pooled in float64 (Chan et al.).
     """
-    count, mean, sum_sq = 0, 0.0, 0.0
+    count, mean, sum_sq, kept = 0, 0.0, 0.0, None
     for start in range(0, len(X), PREDICT_BATCH_SIZE):
         batch = X[start : start + PREDICT_BATCH_SIZE]
-        batch_mean, batch_var = (np.float64(m) for m in moments(_float32(batch)))
+        batch_mean, batch_var, activation = run(_float32(batch))
+        if keeps:
+            activation = activation.numpy()
+            if kept is None:
+                kept = np.empty((len(X), activation.shape[1]), activation.dtype)
+            kept[start : start + len(batch)] = activation
+        batch_mean, batch_var = np.float64(batch_mean.numpy()), np.float64(batch_var.numpy())
         n_batch = len(batch) * per_sample
         delta = batch_mean - mean
         total = count + n_batch
         mean = mean + delta * (n_batch / total)
         sum_sq = sum_sq + batch_var * n_batch + delta**2 * (count * n_batch / total)
         count = total
-    return mean, np.maximum(sum_sq / count, 0.0)
+    return mean, np.maximum(sum_sq / count, 0.0), kept
+
+
+class _Pass(NamedTuple):
+    """One pass over the re-estimated patches, measuring one batch-norm layer.
+
+    ``per_sample`` is the layer input's number of values per channel in one sample;
+    ``source`` the index of the pass whose kept activation this one starts from (None:
+    the patches); ``kept`` the activation this pass keeps (None: none).
+    """
+
+    layer: keras.layers.Layer
+    per_sample: int
+    source: int | None
+    kept: keras.KerasTensor | None
 
 
 class _Plan(NamedTuple):
     """How one network's batch-norm layers are measured, for one choice of kept activations.
 
-    ``segments`` lists, per segment, its layers, each with its values per channel in
-    one sample; a segment starts at the network's input or at a kept activation.
-    ``moments(index, batch)`` gives the per-channel mean and variance of the input of
-    the ``index``-th layer over all segments, and ``enter(segment, batch)`` computes
-    the kept activation that starts segment ``segment + 1`` from the start of
-    ``segment``; both take and ``enter`` returns flat float32 rows.
+    ``run(index, batch)`` runs pass ``index`` on a batch of flat float32 rows of its
+    source and gives the per-channel mean and variance of its layer's input, and the
+    activation it keeps as flat rows (an empty array if it keeps none).
     """
 
-    segments: list
-    moments: object
-    enter: object
+    passes: list
+    run: object
 
 
-#: Per network: its batch-norm layers, the activation that could be kept after each
-#: one (or None), and the plan for each choice of kept activations. Made on first use
-#: and kept for the model's life: re-estimation runs every epoch, and functions made
-#: anew would be traced again and again, which TensorFlow warns about.
+#: Per network: its batch-norm layers, the activations each pass could keep, and the
+#: plan for each choice of kept activations. Made on first use and kept for the
+#: model's life: re-estimation runs every epoch, and functions made anew would be
+#: traced again and again, which TensorFlow warns about.
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _plan(network: keras.Model, X: np.ndarray) -> _Plan | None:
     """The network's plan for X, None if it has no batch-norm layer.
 
-    An activation is kept if it fits ``RECALIBRATION_CACHE_BYTES`` for all of X. The
-    two graphs of a plan are traced once per network, input shape and choice of kept
-    activations. The moments are taken in TensorFlow, centred (no cancellation),
-    rather than as float64 NumPy copies of every activation, which cost more than the
-    network itself.
+    An activation can be kept if it fits ``RECALIBRATION_CACHE_BYTES`` for all of X.
+    The plan's graph is traced once per network, input shape and choice of what fits.
+    The moments are taken in TensorFlow, centred (no cancellation), rather than as
+    float64 NumPy copies of every activation, which cost more than the network itself.
     """
     entry = _PLANS.get(network)
     if entry is None:
         norms = [
             item for item in network.layers if isinstance(item, keras.layers.BatchNormalization)
         ]
-        points = [_cache_point(network, a, b) for a, b in zip(norms, norms[1:], strict=False)]
-        entry = _PLANS[network] = {"norms": norms, "points": points, "plans": {}}
+        entry = _PLANS[network] = {
+            "norms": norms,
+            "candidates": _candidates(network, norms),
+            "plans": {},
+        }
     if not entry["norms"]:
         return None
-    kept = tuple(
-        point is not None and 4 * math.prod(point.shape[1:]) * len(X) <= RECALIBRATION_CACHE_BYTES
-        for point in entry["points"]
+    fits = tuple(
+        tuple(_fits(tensor, len(X)) for tensor in candidates) for candidates in entry["candidates"]
     )
-    key = (tuple(X.shape[1:]), kept)
+    key = (tuple(X.shape[1:]), fits)
     if key not in entry["plans"]:
-        points = [
-            point if keep else None for point, keep in zip(entry["points"], kept, strict=True)
-        ]
-        entry["plans"][key] = _compile_plan(network, X.shape[1:], entry["norms"], points)
+        kept = _choose(network, entry["norms"], entry["candidates"], fits)
+        entry["plans"][key] = _compile_plan(network, X.shape[1:], entry["norms"], kept)
     return entry["plans"][key]
 
 
-def _compile_plan(network: keras.Model, input_shape, norms: list, points: list) -> _Plan:
-    """The plan that starts a new segment at every point that is not None."""
+def _fits(tensor, n: int) -> bool:
+    shape = tensor.shape[1:]
+    if any(size is None for size in shape):
+        return False
+    return 4 * math.prod(shape) * n <= RECALIBRATION_CACHE_BYTES
+
+
+def _candidates(network: keras.Model, norms: list) -> list[list]:
+    """Per batch-norm layer, the activations the pass measuring it could keep, in order.
+
+    The outputs of the layers from the previous batch-norm layer (fixed by then) up to
+    this layer's input; none for the first layer (nothing before it is fixed yet) and
+    the last (no pass follows).
+    """
+    layers = network.layers
+    candidates = [[] for _ in norms]
+    for index in range(1, len(norms) - 1):
+        between = layers[layers.index(norms[index - 1]) : layers.index(norms[index])]
+        candidates[index] = [
+            item.output for item in between if isinstance(item.output, keras.KerasTensor)
+        ]
+    return candidates
+
+
+def _choose(network: keras.Model, norms: list, candidates: list, fits: tuple) -> list:
+    """Per pass, the activation it keeps (None: none): the latest that fits and serves.
+
+    It serves if the pass can compute it from where the pass starts and the next
+    layer's input can be computed from it alone (not where a skip connection also
+    needs an activation from before it).
+    """
+    kept, source = [], network.input
+    for index, layer in enumerate(norms):
+        chosen = None
+        options = [tensor for tensor, ok in zip(candidates[index], fits[index], strict=True) if ok]
+        for tensor in reversed(options):
+            following = norms[index + 1].input
+            if tensor is following:  # the next pass would compute nothing
+                continue
+            try:
+                keras.Model(source, [layer.input, tensor])
+                keras.Model(tensor, following)
+            except ValueError:  # not a cut of the graph
+                continue
+            chosen = tensor
+            break
+        kept.append(chosen)
+        source = source if chosen is None else chosen
+    return kept
+
+
+def _compile_plan(network: keras.Model, input_shape, norms: list, kept: list) -> _Plan:
+    """The plan whose pass ``i`` keeps ``kept[i]`` (None: nothing)."""
     import tensorflow as tf
 
-    starts, groups = [network.input], [[]]
-    for layer, point in zip(norms, [*points, None], strict=True):
-        groups[-1].append(layer)
-        if point is not None:
-            starts.append(point)
-            groups.append([])
-    shapes = [tuple(input_shape)] + [tuple(start.shape[1:]) for start in starts[1:]]
+    passes, models = [], []
+    source, source_index, source_shape = network.input, None, tuple(input_shape)
+    for index, (layer, keep) in enumerate(zip(norms, kept, strict=True)):
+        outputs = [layer.input] if keep is None else [layer.input, keep]
+        models.append((keras.Model(source, outputs), source_shape))
+        per_sample = math.prod(layer.input.shape[1:-1])
+        passes.append(_Pass(layer, per_sample, source_index, keep))
+        if keep is not None:
+            source, source_index, source_shape = keep, index, tuple(keep.shape[1:])
 
-    def unflatten(batch, segment):
-        return tf.reshape(batch, (-1, *shapes[segment]))
+    def branch(model, shape, batch):
+        def run():
+            acts = model(tf.reshape(batch, (-1, *shape)), training=False)
+            acts = acts if isinstance(acts, (list, tuple)) else [acts]
+            mean, variance = tf.nn.moments(tf.reshape(acts[0], (-1, acts[0].shape[-1])), [0])
+            if len(acts) == 1:
+                return mean, variance, tf.zeros((tf.shape(batch)[0], 0), tf.float32)
+            return mean, variance, tf.reshape(acts[1], (tf.shape(batch)[0], -1))
 
-    def moments_branch(probe, segment, batch):
-        def moments():
-            acts = probe(unflatten(batch, segment), training=False)
-            return tf.nn.moments(tf.reshape(acts, (-1, acts.shape[-1])), axes=[0])
+        return run
 
-        return moments
-
-    def enter_branch(model, segment, batch):
-        def enter():
-            acts = model(unflatten(batch, segment), training=False)
-            return tf.reshape(acts, (tf.shape(acts)[0], -1))
-
-        return enter
-
-    probes = [
-        (keras.Model(start, layer.input), segment)
-        for segment, (start, layers) in enumerate(zip(starts, groups, strict=True))
-        for layer in layers
-    ]
-    enters = [keras.Model(a, b) for a, b in zip(starts, starts[1:], strict=False)]
     signature = [tf.TensorSpec((), tf.int32), tf.TensorSpec((None, None), tf.float32)]
 
     @tf.function(input_signature=signature)
-    def moments(index, batch):
-        branches = [moments_branch(probe, segment, batch) for probe, segment in probes]
-        return tf.switch_case(index, branches)
+    def run(index, batch):
+        return tf.switch_case(index, [branch(model, shape, batch) for model, shape in models])
 
-    @tf.function(input_signature=signature)
-    def enter(segment, batch):
-        branches = [enter_branch(model, i, batch) for i, model in enumerate(enters)]
-        return tf.switch_case(segment, branches)
-
-    sizes = iter(math.prod(probe.output.shape[1:-1]) for probe, _ in probes)
-    segments = [[(layer, next(sizes)) for layer in layers] for layers in groups]
-    return _Plan(segments=segments, moments=moments, enter=enter if enters else None)
-
-
-def _cache_point(network: keras.Model, layer, next_layer):
-    """The activation that could be kept once ``layer`` is fixed, or None.
-
-    The smallest output of the layers from ``layer`` up to (not including)
-    ``next_layer``, if ``next_layer``'s input can be computed from it alone.
-    """
-    layers = network.layers
-    between = layers[layers.index(layer) : layers.index(next_layer)]
-    # next_layer's input itself would make an empty probe, which Keras cannot build.
-    candidates = [
-        item.output
-        for item in between
-        if isinstance(item.output, keras.KerasTensor) and item.output is not next_layer.input
-    ]
-    if not candidates:
-        return None
-    point = min(reversed(candidates), key=lambda tensor: math.prod(tensor.shape[1:]))
-    try:
-        keras.Model(point, next_layer.input)
-    except ValueError:  # next_layer also depends on other activations (not a chain)
-        return None
-    return point
+    return _Plan(passes=passes, run=run)
