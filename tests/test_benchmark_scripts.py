@@ -3,14 +3,12 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from _benchmarks import BENCHMARKS, import_benchmark
 
 from idcclf._allocator import on_glibc
 from idcclf.datasets import sample_path
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def run_script(script: str, *args: str) -> str:
@@ -25,7 +23,7 @@ def run_script(script: str, *args: str) -> str:
 
 
 def test_split_timing_separates_the_epochs_from_the_fixed_costs():
-    split_timing = _benchmark("bench_training").split_timing
+    split_timing = import_benchmark("bench_training").split_timing
     # 100 patches, epochs of 3, 1 and 1 s inside a call of 7 s.
     timing = split_timing(100, 7.0, [3.0, 1.0, 1.0])
     assert timing["epoch_images_per_s"] == pytest.approx(100.0)
@@ -255,19 +253,8 @@ def test_bench_batch_norm_compares_the_fused_layer_with_keras(tmp_path):
     assert stdout.count("fused / keras") == 2  # one line of ratios per round
 
 
-def _benchmark(name: str):
-    """The script ``benchmarks/<name>.py``, imported as a module."""
-    import importlib
-
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-
-
 def test_epoch_modes_flags_the_epochs_far_above_the_median():
-    epoch_modes = _benchmark("epoch_modes")
+    epoch_modes = import_benchmark("epoch_modes")
     # The first epoch traces the graph: it is never flagged, nor counted in the median.
     assert epoch_modes.slow_epochs([5.0, 1.0, 1.1, 2.0, 0.9], 1.5) == [
         False, False, False, True, False,
@@ -303,7 +290,7 @@ def test_epoch_modes_records_wall_and_cpu_time_per_epoch(tmp_path, feed):
 
 
 def test_epoch_modes_refuses_bad_arguments():
-    epoch_modes = _benchmark("epoch_modes")
+    epoch_modes = import_benchmark("epoch_modes")
     for argv in (["--epochs", "2"], ["--factor", "1"], ["--n", "8"], ["--feed", "pipes"]):
         with pytest.raises(SystemExit):
             epoch_modes.parse_args(argv)
@@ -389,7 +376,7 @@ def test_epoch_boundary_times_the_waits_of_both_feeds(tmp_path):
 
 
 def test_epoch_boundary_refuses_bad_arguments():
-    epoch_boundary = _benchmark("epoch_boundary")
+    epoch_boundary = import_benchmark("epoch_boundary")
     for argv in (
         ["--epochs", "0"],
         ["--steps", "0"],
@@ -411,7 +398,7 @@ def test_first_batch_traces_the_step_once_when_built_and_twice_when_lazy(tmp_pat
 
 
 def test_first_batch_refuses_bad_arguments():
-    first_batch = _benchmark("first_batch")
+    first_batch = import_benchmark("first_batch")
     for argv in (["--n", "63"], ["--rounds", "0"]):
         with pytest.raises(SystemExit):
             first_batch.parse_args(argv)
@@ -427,14 +414,14 @@ def test_recalibration_times_both_ways_with_the_same_statistics(tmp_path):
     assert [run["way"] for run in runs] == ["now", "then"]
     for run in runs:
         assert run["patches"] == 96 and len(run["seconds"]) == 2 and min(run["seconds"]) > 0
-    recalibration = _benchmark("recalibration")
+    recalibration = import_benchmark("recalibration")
     means, variances = recalibration.largest_differences(*runs)
     assert means < 1e-4 and variances < 1e-3
     assert "statistics, now against then" in stdout
 
 
 def test_recalibration_refuses_bad_arguments():
-    recalibration = _benchmark("recalibration")
+    recalibration = import_benchmark("recalibration")
     for argv in ([], ["--against", "HEAD", "--n", "0"], ["--against", "HEAD", "--calls", "0"]):
         with pytest.raises(SystemExit):
             recalibration.parse_args(argv)

@@ -1,6 +1,5 @@
 """benchmarks/cv_accuracy.py, run on the bundled sample with a tiny budget."""
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -9,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _benchmarks import BENCHMARKS, import_benchmark
 
 from idcclf.datasets import sample_path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "cv_accuracy.py"
+SCRIPT = BENCHMARKS / "cv_accuracy.py"
 TINY = ["--set", "filters=(4, 8, 8)", "--set", "dense_units=8"]
 
 
@@ -22,10 +22,7 @@ def sample_patients():
 
 def load_script():
     """The script as a module, to call its functions."""
-    spec = importlib.util.spec_from_file_location("cv_accuracy", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
+    return import_benchmark("cv_accuracy")
 
 
 def run_script(tmp_path, *args, data=None):

@@ -3,13 +3,12 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from _benchmarks import BENCHMARKS, import_benchmark
 
 from idcclf.datasets import sample_path
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SCRIPT = BENCHMARKS / "select_recipe.py"
 
 
@@ -83,11 +82,7 @@ def test_colour_options_are_checked(args, message):
 
 
 def test_parse_recipe_reads_literals():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        from select_recipe import parse_recipe
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    parse_recipe = import_benchmark("select_recipe").parse_recipe
     assert parse_recipe("wide: filters=(48, 96, 192), class_weight=None") == (
         "wide",
         {"filters": (48, 96, 192), "class_weight": None},
