@@ -81,12 +81,13 @@ def load_ops(source: str | None):
         from idcclf import _ops
 
         return _ops
-    path = Path(tempfile.mkdtemp()) / "_ops_then.py"
-    path.write_text(source)
-    # A dotted name inside idcclf, so that the file's relative imports resolve there.
-    spec = importlib.util.spec_from_file_location("idcclf._ops_then", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "_ops_then.py"
+        path.write_text(source)
+        # A dotted name inside idcclf, so that the file's relative imports resolve there.
+        spec = importlib.util.spec_from_file_location("idcclf._ops_then", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
     return module
 
 
@@ -99,7 +100,10 @@ def recalibrate_once(way: str, source: str | None, n: int, calls: int) -> dict:
     from idcclf.datasets import load_sample
 
     ops = load_ops(source)
-    X = load_sample().data[:n]
+    X = load_sample().data
+    if len(X) < n:
+        raise ValueError(f"--n {n}: the bundled sample has only {len(X)} patches")
+    X = X[:n]
     keras.utils.set_random_seed(0)
     model = build_cancernet()
     seconds = []

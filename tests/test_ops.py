@@ -96,8 +96,8 @@ def test_cached_activations_give_the_same_statistics(patches, monkeypatch):
 
 
 def test_a_skip_connection_past_a_batch_norm_layer_is_measured_exactly(patches):
-    # The second layer's input also needs the first convolution's output, so no
-    # activation between the two layers can stand in for the patches.
+    # The second layer's input also needs the first convolution's output (from before
+    # the first layer), and the second pass is measured from the patches.
     keras.utils.set_random_seed(0)
     inputs = keras.Input((8, 8, 3))
     scaled = keras.layers.Rescaling(1 / 255)(inputs)
