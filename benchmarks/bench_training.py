@@ -246,6 +246,23 @@ def in_fresh_process(function, *args):
     return value
 
 
+def take_turns(rounds: int, ways, function, arguments, describe) -> list[dict]:
+    """``function(*arguments(way))`` for each way in turn, ``rounds`` times, each run
+    in a fresh process (:func:`in_fresh_process`).
+
+    Each run's result (a dict) gets its ``"round"`` (from 1) and is printed as
+    ``round R, WAY: describe(run)``. Returns the runs in the order they ran.
+    """
+    width = max(len(way) for way in ways)
+    runs = []
+    for round_ in range(1, rounds + 1):
+        for way in ways:
+            run = {**in_fresh_process(function, *arguments(way)), "round": round_}
+            runs.append(run)
+            print(f"  round {round_}, {way:{width}}: {describe(run)}", flush=True)
+    return runs
+
+
 def write_runs(path: Path, args, runs: list) -> None:
     """Write ``{"config": the arguments as text, "runs": runs}`` to ``path`` as JSON, atomically."""
     from idcclf._io import atomic_write_text

@@ -17,7 +17,7 @@ keeps the CPUs busy after every batch (NumPy matrix products, on all cores, as a
 training step would) to make each epoch last ``--seconds-per-epoch`` (as a real epoch
 of ``IDCClassifier`` on 100 patients lasts 40-90 s here). Without that load the stall
 was rarer (seen in 2 of 6 fits here, with other processes running). Each fit runs in a
-fresh process (``in_fresh_process`` of ``bench_training.py``), the two feeds taking
+fresh process (``take_turns`` of ``bench_training.py``), the two feeds taking
 turns ``--rounds`` times. For each fit it prints the wait at every epoch boundary (from
 the end of an epoch's last batch to the start of the next epoch's first, less the
 callback's load) and at the end (from the last epoch's end to ``fit``'s return).
@@ -39,7 +39,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_training import in_fresh_process, write_runs  # noqa: E402
+from bench_training import take_turns, write_runs  # noqa: E402
 
 FEEDS = ("pydataset", "idcclf")
 
@@ -128,23 +128,22 @@ def fit_once(feed: str, epochs: int, seconds_per_epoch: float, steps: int) -> di
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    runs = []
     print(
         f"{args.epochs} epochs of {args.steps} batches, {args.seconds_per_epoch:g} s an "
         f"epoch, {args.rounds} rounds, {os.cpu_count()} CPUs",
         flush=True,
     )
-    for round_ in range(1, args.rounds + 1):
-        for feed in FEEDS:
-            run = in_fresh_process(fit_once, feed, args.epochs, args.seconds_per_epoch, args.steps)
-            run["round"] = round_
-            runs.append(run)
-            waits = ", ".join(f"{w:.1f}" for w in run["boundary_waits_s"])
-            print(
-                f"  round {round_}, {feed:9}: waits at epoch boundaries [{waits}] s, "
-                f"at the end {run['end_wait_s']:.1f} s; fit {run['fit_s']:.1f} s",
-                flush=True,
-            )
+    runs = take_turns(
+        args.rounds,
+        FEEDS,
+        fit_once,
+        lambda feed: (feed, args.epochs, args.seconds_per_epoch, args.steps),
+        lambda run: (
+            "waits at epoch boundaries ["
+            + ", ".join(f"{w:.1f}" for w in run["boundary_waits_s"])
+            + f"] s, at the end {run['end_wait_s']:.1f} s; fit {run['fit_s']:.1f} s"
+        ),
+    )
     print("longest wait over all boundaries and ends (seconds), and how many exceeded 1 s:")
     for feed in FEEDS:
         ours = [r for r in runs if r["feed"] == feed]

@@ -9,7 +9,7 @@ creates variables twice. ``fit`` creates them before (``build_training_state`` i
 - **lazy**: the same with ``build_training_state`` doing nothing, as Keras does on
   its own.
 
-Each fit runs in a fresh process (``in_fresh_process`` of ``bench_training.py``), as
+Each fit runs in a fresh process (``take_turns`` of ``bench_training.py``), as
 the first fit of a session does, the two taking turns ``--rounds`` times, on ``--n``
 random patches (what is traced does not depend on the pixels), one epoch. For each it
 prints the seconds from the call of ``fit`` to the end of its first batch, the number
@@ -32,7 +32,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_training import extra_fit_callbacks, in_fresh_process, write_runs  # noqa: E402
+from bench_training import extra_fit_callbacks, take_turns, write_runs  # noqa: E402
 
 WAYS = ("built", "lazy")
 
@@ -94,16 +94,16 @@ def fit_once(way: str, n: int) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     print(f"{args.n} random patches, 1 epoch, {args.rounds} rounds, {os.cpu_count()} CPUs")
-    runs = []
-    for round_ in range(1, args.rounds + 1):
-        for way in WAYS:
-            run = {**in_fresh_process(fit_once, way, args.n), "round": round_}
-            runs.append(run)
-            print(
-                f"  round {round_}, {way:5}: first batch after {run['first_batch_s']:.2f} s "
-                f"({run['traces']} trace(s) of the step), epoch {run['epoch_s']:.1f} s",
-                flush=True,
-            )
+    runs = take_turns(
+        args.rounds,
+        WAYS,
+        fit_once,
+        lambda way: (way, args.n),
+        lambda run: (
+            f"first batch after {run['first_batch_s']:.2f} s "
+            f"({run['traces']} trace(s) of the step), epoch {run['epoch_s']:.1f} s"
+        ),
+    )
     medians = {
         way: statistics.median(r["first_batch_s"] for r in runs if r["way"] == way) for way in WAYS
     }

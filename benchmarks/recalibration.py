@@ -6,7 +6,7 @@ times that step as the working tree's ``idcclf/_ops.py`` does it ("now") against
 same file at the git revision ``--against`` ("then"), loaded beside it, on the same
 network and patches:
 
-- each way runs in a fresh process (``in_fresh_process`` of ``bench_training.py``),
+- each way runs in a fresh process (``take_turns`` of ``bench_training.py``),
   the two taking turns ``--rounds`` times, so that neither inherits the other's warm
   memory and the machine's drift falls on both;
 - in each process the step runs ``--calls`` times; the first call includes tracing
@@ -38,7 +38,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_training import in_fresh_process, write_runs  # noqa: E402
+from bench_training import take_turns, write_runs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 WAYS = ("now", "then")
@@ -144,17 +144,13 @@ def main(argv=None) -> int:
         f"{args.against} ('then'), {args.rounds} rounds of {args.calls} calls, "
         f"{os.cpu_count()} CPUs"
     )
-    runs = []
-    for round_ in range(1, args.rounds + 1):
-        for way in WAYS:
-            run = in_fresh_process(recalibrate_once, way, sources[way], args.n, args.calls)
-            runs.append({**run, "round": round_})
-            print(
-                f"  round {round_}, {way:4}: "
-                + " / ".join(f"{s:.2f}" for s in run["seconds"])
-                + " s (the first with tracing)",
-                flush=True,
-            )
+    runs = take_turns(
+        args.rounds,
+        WAYS,
+        recalibrate_once,
+        lambda way: (way, sources[way], args.n, args.calls),
+        lambda run: " / ".join(f"{s:.2f}" for s in run["seconds"]) + " s (the first with tracing)",
+    )
     first = {way: [r["seconds"][0] for r in runs if r["way"] == way] for way in WAYS}
     later = {way: [s for r in runs if r["way"] == way for s in r["seconds"][1:]] for way in WAYS}
     ratios = [
