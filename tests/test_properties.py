@@ -470,14 +470,23 @@ def tiny_fitted():
     n=st.integers(1, 4), dtype=st.sampled_from([np.uint8, np.float32, np.float64]), data=st.data()
 )
 @example(n=1, dtype=np.uint8, data=None)  # one patch: still one row of 2 probabilities
+@example(n=2, dtype=np.float32, data="rescaled")  # all 0.5: the batch that once failed here
 def test_fitted_model_gives_the_same_probabilities_for_rows_and_images(tiny_fitted, n, dtype, data):
     if data is None:
         images = np.full((n, *TINY_SHAPE), 128, dtype)
+    elif data == "rescaled":
+        images = np.full((n, *TINY_SHAPE), 0.5, dtype)
     else:
         images = data.draw(pixels(dtype, (n, *TINY_SHAPE)))
-    by_image = tiny_fitted.predict_proba(images)
-    by_row = tiny_fitted.predict_proba(images.reshape(n, -1))
-    assert by_image.shape == (n, 2)
-    np.testing.assert_array_equal(by_image, by_row)
+    if images.dtype.kind == "f" and images.max() <= 1 and np.any(images != np.floor(images)):
+        # What X / 255 looks like (floats in [0, 1], one fractional): refused either way.
+        for batch in (images, images.reshape(n, -1)):
+            with pytest.raises(ValueError, match=re.escape("X * 255")):
+                tiny_fitted.predict_proba(batch)
+    else:
+        by_image = tiny_fitted.predict_proba(images)
+        by_row = tiny_fitted.predict_proba(images.reshape(n, -1))
+        assert by_image.shape == (n, 2)
+        np.testing.assert_array_equal(by_image, by_row)
     with pytest.raises(ValueError, match=re.escape("(4, 4, 1)")):
         tiny_fitted.predict_proba(np.zeros((n, 4, 4, 1), np.uint8))
