@@ -34,7 +34,9 @@ patches, before ``--fraction`` thins them), in training and test patients alike;
 ``--means-only`` matches each patient's mean colour only (``std=None``).
 ``--normalize-stains`` redraws each patient's patches with reference H&E stains
 (``idcclf.normalize_stains``, Macenko's method, also over all of the patient's
-patches).
+patches). ``--upsample FACTOR`` then enlarges every patch FACTOR times (bilinear, kept
+as uint8), so that CancerNet sees each detail over more pixels, at about FACTOR²
+times the cost per patch; ``input_shape`` follows unless ``--set`` gives it.
 
 ``--fraction`` keeps that random share of each patient's patches of each class (so the
 patients and the class balance stay as they are), for quicker, indicative comparisons.
@@ -135,6 +137,7 @@ def load_roots(
     standardize: bool = False,
     means_only: bool = False,
     normalize_stains: bool = False,
+    upsample: int = 1,
 ):
     """``(X, y, groups)`` of every patient under ``roots``, read by ``load_idc``.
 
@@ -143,7 +146,9 @@ def load_roots(
     With ``standardize``, each patient's colours are standardized
     (``standardize_patients``) over all of its patches, before any subsampling; with
     ``means_only`` too, only their means (``std=None``). With ``normalize_stains``,
-    each patient's stains are normalized instead (``idcclf.normalize_stains``).
+    each patient's stains are normalized instead (``idcclf.normalize_stains``). With
+    ``upsample`` above 1, every patch is then enlarged that many times
+    (:func:`upsample_patches`).
     """
     import idcclf
     from idcclf.standardize import REFERENCE_STD
@@ -159,8 +164,31 @@ def load_roots(
         X = idcclf.normalize_stains(bunch.data, groups)
     else:
         X = bunch.data
+    if upsample != 1:
+        X = upsample_patches(X, upsample)
     data = X, bunch.target, groups
     return (*data, np.asarray(bunch.coords)) if with_coords else data
+
+
+def upsample_patches(X: np.ndarray, factor: int, chunk: int = 4096) -> np.ndarray:
+    """Every patch enlarged ``factor`` times by bilinear interpolation, as uint8.
+
+    A 50x50 patch becomes 100x100 at ``factor=2``: the network then sees each tissue
+    detail over more pixels (and costs about ``factor**2`` times as much per patch).
+    Done in chunks so that only one chunk is held as floats.
+    """
+    import tensorflow as tf
+
+    if not isinstance(factor, int) or factor < 1:
+        raise ValueError(f"upsample must be a whole number >= 1, got {factor!r}")
+    if X.ndim != 4:
+        raise ValueError(f"upsample needs images (n, height, width, channels), got {X.shape}")
+    size = (X.shape[1] * factor, X.shape[2] * factor)
+    out = np.empty((len(X), *size, X.shape[3]), dtype=np.uint8)
+    for start in range(0, len(X), chunk):
+        part = tf.image.resize(X[start : start + chunk], size, method="bilinear")
+        out[start : start + chunk] = np.clip(np.rint(part.numpy()), 0, 255)
+    return out
 
 
 def subsample(y, groups, fraction: float, seed: int = 0) -> np.ndarray:
@@ -410,8 +438,8 @@ def fold_table(record: dict) -> str:
 
 
 def add_standardize_options(parser: argparse.ArgumentParser) -> None:
-    """``--standardize-patients``, ``--means-only`` and ``--normalize-stains``, shared
-    with select_recipe.py."""
+    """``--standardize-patients``, ``--means-only``, ``--normalize-stains`` and
+    ``--upsample``, shared with select_recipe.py."""
     parser.add_argument(
         "--standardize-patients",
         action="store_true",
@@ -428,9 +456,19 @@ def add_standardize_options(parser: argparse.ArgumentParser) -> None:
         help="redraw each patient's patches with reference H&E stains (normalize_stains, "
         "Macenko's method) before training",
     )
+    parser.add_argument(
+        "--upsample",
+        type=int,
+        default=1,
+        metavar="FACTOR",
+        help="enlarge every patch FACTOR times (bilinear) before training and scoring; "
+        "input_shape follows unless set (default 1: as loaded)",
+    )
 
 
 def check_standardize_options(parser: argparse.ArgumentParser, args) -> None:
+    if args.upsample < 1:
+        parser.error(f"--upsample must be 1 or more, got {args.upsample}")
     if args.means_only and not args.standardize_patients:
         parser.error("--means-only qualifies --standardize-patients: give both")
     if args.normalize_stains and args.standardize_patients:
@@ -555,10 +593,13 @@ def main(argv=None) -> int:
             standardize=args.standardize_patients,
             means_only=args.means_only,
             normalize_stains=args.normalize_stains,
+            upsample=args.upsample,
         )
     except ValueError as exc:
         print(f"cv_accuracy: {exc}", file=sys.stderr)
         return 2
+    if args.upsample > 1:
+        args.params.setdefault("input_shape", tuple(X.shape[1:]))
     if args.fraction < 1:
         keep = subsample(y, groups, args.fraction)
         X, y, groups, coords = X[keep], y[keep], groups[keep], coords[keep]
@@ -570,6 +611,7 @@ def main(argv=None) -> int:
         + (", colours standardized per patient" if args.standardize_patients else "")
         + (" (means only)" if args.means_only else "")
         + (", stains normalized per patient" if args.normalize_stains else "")
+        + (f", patches upsampled {args.upsample}x" if args.upsample > 1 else "")
         + (f", weights by patient size^-{args.patient_weight}" if args.patient_weight else ""),
         flush=True,
     )
@@ -593,6 +635,7 @@ def main(argv=None) -> int:
         # Only when set: results made before the option stay joinable with new parts.
         **({"patient_batch_norm": True} if args.patient_batch_norm else {}),
         **({"patient_weight": args.patient_weight} if args.patient_weight else {}),
+        **({"upsample": args.upsample} if args.upsample > 1 else {}),
         "folds": [],
     }
     splitter = StratifiedGroupKFold(n_splits=args.folds, shuffle=True, random_state=0)

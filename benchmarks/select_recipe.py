@@ -11,7 +11,7 @@ Usage::
     python benchmarks/select_recipe.py [--data ROOT ...] [--fraction 0.3] [--epochs 3]
         [--lever baseline --lever adam ...]
         [--recipe 'wide: filters=(48, 96, 192)' ...] [--seed 0] [--out select.json]
-        [--standardize-patients [--means-only] | --normalize-stains]
+        [--standardize-patients [--means-only] | --normalize-stains] [--upsample 2]
 
 ``--lever NAME`` runs one of the named recipes in ``LEVERS``; ``--recipe 'NAME:
 k=v, k=v'`` runs ``IDCClassifier`` parameters given as Python keyword arguments. Every
@@ -26,7 +26,9 @@ accuracy and ROC AUC with test-time augmentation; and the fit wall time.
 all the recipes of the run (``--means-only``: their mean colours only); its rows are
 marked ``standardize_patients`` (and ``means_only``). ``--normalize-stains`` redraws
 every patient's patches with reference H&E stains instead (``idcclf.normalize_stains``);
-its rows are marked ``normalize_stains``.
+its rows are marked ``normalize_stains``. ``--upsample FACTOR`` enlarges every patch
+FACTOR times (bilinear) for all the recipes of the run, whose ``input_shape`` follows;
+its rows are marked ``upsample``.
 ``--table`` prints the runs of ``--out`` as a Markdown table, with each run's change
 against the baseline of the same seed.
 """
@@ -97,6 +99,8 @@ def run_recipe(name, params, X, y, groups, val_mask, args) -> dict:
 
     train, val = np.flatnonzero(~val_mask), np.flatnonzero(val_mask)
     settings = {**BASELINE, "epochs": args.epochs, "random_state": args.seed, **params}
+    if args.upsample > 1:
+        settings.setdefault("input_shape", tuple(X.shape[1:]))
     clf = IDCClassifier(**settings)
     start = time.perf_counter()
     clf.fit(X[train], y[train], groups=groups[train])
@@ -115,6 +119,7 @@ def run_recipe(name, params, X, y, groups, val_mask, args) -> dict:
         "standardize_patients": args.standardize_patients,
         "means_only": args.means_only,
         "normalize_stains": args.normalize_stains,
+        **({"upsample": args.upsample} if args.upsample > 1 else {}),
         "n_train_patches": int(len(train)),
         "fit_seconds": fit_seconds,
         "seconds": time.perf_counter() - start,
@@ -211,6 +216,7 @@ def main(argv=None) -> int:
             standardize=args.standardize_patients,
             means_only=args.means_only,
             normalize_stains=args.normalize_stains,
+            upsample=args.upsample,
         )
     except ValueError as exc:
         print(f"select_recipe: {exc}", file=sys.stderr)

@@ -294,6 +294,48 @@ def test_standardized_loading_is_per_patient_over_all_patches():
         script.load_roots([sample_path()], standardize=True, normalize_stains=True)
 
 
+def test_upsampled_patches_are_enlarged_bilinearly_as_uint8():
+    script = load_script()
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (5, 6, 7, 3), dtype=np.uint8)
+    X[0] = 17  # a flat patch stays flat
+    X[1, :, :, 0] = np.arange(7) * 30  # a ramp along the width stays a ramp
+    big = script.upsample_patches(X, 2, chunk=2)
+    assert big.shape == (5, 12, 14, 3) and big.dtype == np.uint8
+    assert (big[0] == 17).all()
+    assert (np.diff(big[1, :, :, 0].astype(int), axis=1) >= 0).all()
+    assert big[1, :, :, 0].min() == 0 and big[1, :, :, 0].max() == 180
+    # Chunks do not change the result; each patch's mean colour is kept (within rounding).
+    np.testing.assert_array_equal(big, script.upsample_patches(X, 2))
+    np.testing.assert_allclose(big.mean(axis=(1, 2)), X.mean(axis=(1, 2)), atol=3)
+    np.testing.assert_array_equal(script.upsample_patches(X, 1), X)
+    with pytest.raises(ValueError, match="whole number >= 1, got 0"):
+        script.upsample_patches(X, 0)
+    with pytest.raises(ValueError, match=r"needs images .* got \(5, 126\)"):
+        script.upsample_patches(X.reshape(5, -1), 2)
+
+
+def test_upsample_reaches_the_model_and_is_recorded(tmp_path):
+    out = tmp_path / "cv.json"
+    done = subprocess.run(
+        [
+            sys.executable, str(SCRIPT), "--data", str(sample_path()), "--folds", "2",
+            "--max-folds", "1", "--epochs", "1", "--fraction", "0.1", "--no-tta",
+            "--upsample", "2", "--set", "filters=(4, 8, 8)", "--set", "dense_units=8",
+            "--out", str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads(out.read_text())
+    assert record["upsample"] == 2
+    assert record["params"]["input_shape"] == [100, 100, 3]
+    assert "patches upsampled 2x" in done.stdout
+    assert len(record["folds"]) == 1
+
+
 def test_keras_batch_norm_builds_keras_own_layers(monkeypatch):
     import keras
     from _tiny import TINY_FIT
@@ -349,6 +391,7 @@ def test_colliding_patient_ids_are_refused(tmp_path):
             ["--normalize-stains", "--standardize-patients"],
             "--normalize-stains and --standardize-patients exclude each other",
         ),
+        (["--upsample", "0"], "--upsample must be 1 or more, got 0"),
         (["--set", "epochs"], "--set needs NAME=VALUE"),
         (["--data", "/nonexistent/idc"], "no data at /nonexistent/idc"),
     ],

@@ -50,6 +50,7 @@ def test_recipes_share_fixed_validation_patients(tmp_path):
     assert len(runs) == 3 and runs[2]["seed"] == 1 and runs[2]["validation_patients"] == held
     assert runs[2]["standardize_patients"] and not runs[0]["standardize_patients"]
     assert not any(run["normalize_stains"] for run in runs)
+    assert not any("upsample" in run or "input_shape" in run["params"] for run in runs)
     done = run_script("--out", str(out), "--table")
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"| tiny_adam | 0 | {runs[1]['balanced_accuracy']:.3f} | – |" in done.stdout
@@ -73,12 +74,25 @@ def test_bad_recipes_are_named(recipe, message):
             ["--normalize-stains", "--standardize-patients"],
             "--normalize-stains and --standardize-patients exclude each other",
         ),
+        (["--upsample", "0"], "--upsample must be 1 or more, got 0"),
     ],
 )
 def test_colour_options_are_checked(args, message):
     done = run_script(*args)
     assert done.returncode == 2
     assert message in done.stderr
+
+
+def test_upsampled_recipes_take_the_enlarged_shape(tmp_path):
+    out = tmp_path / "select.json"
+    done = run_script(
+        "--val-patients", "3", "--fraction", "0.1", "--epochs", "1", "--upsample", "2",
+        "--recipe", "up: filters=(4, 8, 8), dense_units=8", "--out", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run,) = json.loads(out.read_text())
+    assert run["upsample"] == 2 and run["params"]["input_shape"] == [100, 100, 3]
+    assert 0.0 <= run["balanced_accuracy"] <= 1.0
 
 
 def test_parse_recipe_reads_literals():
