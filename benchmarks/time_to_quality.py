@@ -79,7 +79,7 @@ Usage::
         ../shared/data/idc-partial] [--train-patients 60] [--val-patients N]
         [--epochs 20] [--repeats 3] [--scores-per-epoch 1] [--set NAME=VALUE ...]
         [--out time_to_quality.json]
-        [--plot time_to_quality.png]
+        [--plot time_to_quality.png (default: --out with .png)]
 
 Pairs over several runs: ``--pairs FILE.json [FILE.json ...]`` reads the JSONs of
 earlier runs (nothing is trained) and prints, for every interleaved pair (the tutorial
@@ -163,7 +163,13 @@ def parse_args() -> argparse.Namespace:
         "(drawn with each run's seed; needs --skip-tutorial; default 1)",
     )
     parser.add_argument("--out", type=Path, default=Path("time_to_quality.json"))
-    parser.add_argument("--plot", type=Path, default=Path("time_to_quality.png"))
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        help="the figure (default: --out with .png, so that runs with their own --out do "
+        "not overwrite each other's)",
+    )
     parser.add_argument(
         "--pairs", type=Path, nargs="+", metavar="FILE", help="print the pairs of earlier runs"
     )
@@ -185,6 +191,8 @@ def parse_args() -> argparse.Namespace:
     if args.train_fraction < 1 and not args.skip_tutorial:
         parser.error("--train-fraction: the tutorial trains on every patch; add --skip-tutorial")
     args.params = parse_params(parser, args.set)
+    if args.plot is None:
+        args.plot = args.out.with_suffix(".png")
     return args
 
 

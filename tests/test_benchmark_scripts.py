@@ -138,9 +138,11 @@ def test_time_to_quality_trains_ours_on_a_share_of_the_patches(tmp_path):
         "time_to_quality.py", "--data", str(sample_path()), "--train-patients", "4",
         "--val-patients", "3", "--epochs", "1", "--repeats", "1", "--skip-tutorial",
         "--train-fraction", "0.5", "--set", "filters=(4, 8, 8)", "--set", "dense_units=8",
-        "--out", str(out), "--plot", str(tmp_path / "share.png"),
+        "--out", str(out),
     )  # fmt: skip
     report = json.loads(out.read_text())
+    # no --plot: the figure goes beside --out, not over another run's default figure
+    assert (tmp_path / "share.png").stat().st_size > 0
     (run,) = report["runs"]
     assert run["n_train_patches"] == pytest.approx(report["config"]["n_train"] / 2, abs=1)
     done = subprocess.run(
