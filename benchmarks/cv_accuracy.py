@@ -177,9 +177,11 @@ def upsample_patches(X: np.ndarray, factor: int, chunk: int = 4096) -> np.ndarra
     detail over more pixels (and costs about ``factor**2`` times as much per patch).
     Done in chunks so that only one chunk is held as floats.
     """
+    import numbers
+
     import tensorflow as tf
 
-    if not isinstance(factor, int) or factor < 1:
+    if not isinstance(factor, numbers.Integral) or factor < 1:
         raise ValueError(f"upsample must be a whole number >= 1, got {factor!r}")
     if X.ndim != 4:
         raise ValueError(f"upsample needs images (n, height, width, channels), got {X.shape}")

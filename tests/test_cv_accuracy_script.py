@@ -309,6 +309,7 @@ def test_upsampled_patches_are_enlarged_bilinearly_as_uint8():
     np.testing.assert_array_equal(big, script.upsample_patches(X, 2))
     np.testing.assert_allclose(big.mean(axis=(1, 2)), X.mean(axis=(1, 2)), atol=3)
     np.testing.assert_array_equal(script.upsample_patches(X, 1), X)
+    assert script.upsample_patches(X, np.int64(2)).shape == big.shape
     with pytest.raises(ValueError, match="whole number >= 1, got 0"):
         script.upsample_patches(X, 0)
     with pytest.raises(ValueError, match=r"needs images .* got \(5, 126\)"):
