@@ -317,23 +317,12 @@ def test_upsampled_patches_are_enlarged_bilinearly_as_uint8():
 
 
 def test_upsample_reaches_the_model_and_is_recorded(tmp_path):
-    out = tmp_path / "cv.json"
-    done = subprocess.run(
-        [
-            sys.executable, str(SCRIPT), "--data", str(sample_path()), "--folds", "2",
-            "--max-folds", "1", "--epochs", "1", "--fraction", "0.1", "--no-tta",
-            "--upsample", "2", "--set", "filters=(4, 8, 8)", "--set", "dense_units=8",
-            "--out", str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    record = json.loads(out.read_text())
+    record, stdout = run_script(
+        tmp_path, "--max-folds", "1", "--fraction", "0.1", "--no-tta", "--upsample", "2", *TINY
+    )
     assert record["upsample"] == 2
     assert record["params"]["input_shape"] == [100, 100, 3]
-    assert "patches upsampled 2x" in done.stdout
+    assert "patches upsampled 2x" in stdout
     assert len(record["folds"]) == 1
 
 
