@@ -480,6 +480,27 @@ def test_label_smoothing_reaches_the_loss_and_pickles(tiny_sample, tiny_params):
     np.testing.assert_array_equal(loaded.predict_proba(X[:8]), clf.predict_proba(X[:8]))
 
 
+def test_weight_decay_shrinks_the_kernels_only_and_pickles(tiny_sample, tiny_params):
+    X, y, groups = tiny_sample
+    assert IDCClassifier().get_params()["weight_decay"] == 0.0
+    clf = IDCClassifier(**{**tiny_params, "epochs": 1}, weight_decay=0.5).fit(X, y, groups=groups)
+    assert float(clf.model_.optimizer.weight_decay) == 0.5
+    # A step with zero gradients moves nothing but what the decay shrinks.
+    optimizer = clf.model_.optimizer
+    variables = clf.model_.trainable_variables
+    before = [v.numpy() for v in variables]
+    optimizer.apply_gradients([(np.zeros(v.shape, "float32"), v) for v in variables])
+    rate = float(optimizer.learning_rate)
+    for variable, old in zip(variables, before, strict=True):
+        factor = 1.0 - rate * 0.5 if variable.name.endswith("kernel") else 1.0
+        np.testing.assert_allclose(variable.numpy(), old * factor, rtol=1e-6, err_msg=variable.path)
+    assert any(v.name.endswith("kernel") for v in variables)
+    assert any(v.name in ("bias", "gamma", "beta") for v in variables)
+    loaded = joblib.load(_dumped(clf))
+    assert loaded.weight_decay == 0.5
+    np.testing.assert_array_equal(loaded.predict_proba(X[:8]), clf.predict_proba(X[:8]))
+
+
 def test_undersampling_trains_on_balanced_epochs(tiny_sample, tiny_params):
     X, y, _ = tiny_sample
     keep = np.flatnonzero(y == 0)[:60].tolist() + np.flatnonzero(y == 1)[:20].tolist()

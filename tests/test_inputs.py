@@ -92,6 +92,8 @@ def test_bad_sample_weights_name_the_parameter(weights, match):
         ({"class_weight": {0: "1", 1: 1.0}}, r"class_weight\[0\]='1'"),
         ({"label_smoothing": 1.0}, "label_smoothing"),
         ({"label_smoothing": -0.1}, "label_smoothing"),
+        ({"weight_decay": -0.1}, "weight_decay"),
+        ({"weight_decay": float("nan")}, "weight_decay"),
         ({"weight_averaging": -0.5}, "weight_averaging"),
         ({"weight_averaging": float("inf")}, "weight_averaging"),
         ({"weight_averaging": "1"}, "weight_averaging"),

@@ -297,7 +297,13 @@ def build_optimizer(clf) -> keras.optimizers.Optimizer:
     # The average's momentum depends on the batches per epoch, known only once the
     # validation part is held out: run sets it before training.
     averaging = {"use_ema": True} if clf.weight_averaging else {}
-    return OPTIMIZERS[clf.optimizer](learning_rate=clf.learning_rate, **averaging)
+    decay = {"weight_decay": clf.weight_decay} if clf.weight_decay else {}
+    optimizer = OPTIMIZERS[clf.optimizer](learning_rate=clf.learning_rate, **averaging, **decay)
+    if clf.weight_decay:
+        # Decaying the batch-norm scales and the biases would only fight the
+        # normalization; the kernels are what the decay is meant to keep small.
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return optimizer
 
 
 def averaging_momentum(span_epochs: float, batches_per_epoch: int) -> float:

@@ -115,6 +115,11 @@ separable, dense_units
     label_smoothing : float, default=0.0
         Label smoothing of the cross-entropy loss, in [0, 1): the target of each patch
         becomes ``1 - label_smoothing`` for its class, the rest shared by the others.
+    weight_decay : float, default=0.0
+        Decoupled weight decay (as in AdamW, with any optimizer): every training
+        step shrinks each convolution and dense kernel by ``learning_rate *
+        weight_decay`` of itself; biases and batch-norm parameters are not decayed.
+        0 turns it off.
     weight_averaging : float, default=0.0
         End with a moving average of the weights over about this many last epochs
         instead of the last weights; per-epoch validation and early stopping score
@@ -233,6 +238,7 @@ separable, dense_units
         class_weight: str | dict | None = "balanced",
         undersample: bool = False,
         label_smoothing: float = 0.0,
+        weight_decay: float = 0.0,
         weight_averaging: float = 0.0,
         test_time_augmentation: bool = False,
         input_range_check: str = "error",
@@ -266,6 +272,7 @@ separable, dense_units
         self.class_weight = class_weight
         self.undersample = undersample
         self.label_smoothing = label_smoothing
+        self.weight_decay = weight_decay
         self.weight_averaging = weight_averaging
         self.test_time_augmentation = test_time_augmentation
         self.input_range_check = input_range_check
