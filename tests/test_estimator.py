@@ -501,6 +501,18 @@ def test_weight_decay_shrinks_the_kernels_only_and_pickles(tiny_sample, tiny_par
     np.testing.assert_array_equal(loaded.predict_proba(X[:8]), clf.predict_proba(X[:8]))
 
 
+def test_mixup_trains_on_blends_and_pickles(tiny_sample, tiny_params):
+    X, y, groups = tiny_sample
+    assert IDCClassifier().get_params()["mixup"] == 0.0
+    clf = IDCClassifier(**{**tiny_params, "epochs": 1}, mixup=0.4).fit(X, y, groups=groups)
+    assert np.isfinite(clf.history_["loss"]).all() and np.isfinite(clf.history_["val_loss"]).all()
+    proba = clf.predict_proba(X[:8])
+    assert proba.shape == (8, 2) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    loaded = joblib.load(_dumped(clf))
+    assert loaded.mixup == 0.4
+    np.testing.assert_array_equal(loaded.predict_proba(X[:8]), proba)
+
+
 def test_undersampling_trains_on_balanced_epochs(tiny_sample, tiny_params):
     X, y, _ = tiny_sample
     keep = np.flatnonzero(y == 0)[:60].tolist() + np.flatnonzero(y == 1)[:20].tolist()

@@ -93,6 +93,8 @@ def test_bad_sample_weights_name_the_parameter(weights, match):
         ({"label_smoothing": 1.0}, "label_smoothing"),
         ({"label_smoothing": -0.1}, "label_smoothing"),
         ({"weight_decay": -0.1}, "weight_decay"),
+        ({"mixup": -0.2}, "mixup"),
+        ({"mixup": "0.2"}, "mixup"),
         ({"weight_decay": float("nan")}, "weight_decay"),
         ({"weight_averaging": -0.5}, "weight_averaging"),
         ({"weight_averaging": float("inf")}, "weight_averaging"),

@@ -177,3 +177,22 @@ def test_smoothed_sparse_crossentropy_matches_keras_categorical():
     )
     config = keras.losses.serialize(training_loss(0.2))
     assert keras.losses.deserialize(config).label_smoothing == 0.2
+
+
+def test_crossentropy_takes_class_probabilities_for_mixup():
+    from idcclf.model import training_loss
+
+    loss = training_loss(0.0, mixup=0.4)
+    assert loss != "sparse_categorical_crossentropy"
+    proba = np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4]], np.float32)
+    blended = np.array([[1.0, 0.0], [0.25, 0.75], [0.5, 0.5]], np.float32)
+    for smoothing in (0.0, 0.2):
+        expected = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)(blended, proba)
+        got = training_loss(smoothing, mixup=0.4)(blended, proba)
+        np.testing.assert_allclose(float(got), float(expected), rtol=1e-6)
+    # class indices still work: the validation data and evaluate give them
+    np.testing.assert_allclose(
+        float(loss(np.array([0, 1, 1]), proba)),
+        float(keras.losses.SparseCategoricalCrossentropy()(np.array([0, 1, 1]), proba)),
+        rtol=1e-6,
+    )

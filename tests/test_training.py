@@ -204,6 +204,34 @@ def test_undersampled_epochs_are_balanced_and_use_every_patch():
     assert len(set(seen[:20])) == 20
 
 
+def test_mixup_blends_patch_label_and_weight_alike():
+    # Class-1 patches are all 100, class-0 ones 0: a blend's value is 100 times its
+    # class-1 probability, and its weight 1 + 2 times it (weights 1 and 3).
+    y = np.array([0] * 30 + [1] * 10)
+    X = np.where(y == 1, 100, 0).astype(np.uint8).reshape(-1, 1, 1, 1) * np.ones(
+        (1, 2, 2, 3), np.uint8
+    )
+    weights = np.where(y == 1, 3.0, 1.0).astype(np.float32)
+    batches = EpochBatches(X, y, weights, batch_size=8, seed=0, mixup=0.4, n_classes=2)
+    parts = list(itertools.islice(batches.stream(), 2 * len(batches)))
+    patches = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    mixed_weights = np.concatenate([p[2] for p in parts])
+    assert patches.dtype == labels.dtype == np.float32 and labels.shape == (80, 2)
+    np.testing.assert_allclose(labels.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(patches[:, 0, 0, 0], 100 * labels[:, 1], rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(mixed_weights, 1 + 2 * labels[:, 1], rtol=1e-5)
+    assert np.all(patches == patches[:, :1, :1, :1])  # each patch blended as a whole
+    assert 0.1 < np.mean((labels[:, 1] > 0.01) & (labels[:, 1] < 0.99)) < 0.9
+    # seeded by the epoch and the place in it, so a resumed fit blends alike
+    resumed = EpochBatches(X, y, weights, batch_size=8, seed=0, epoch=1, mixup=0.4, n_classes=2)
+    for i in range(len(resumed)):
+        for part, want in zip(resumed[i], parts[len(batches) + i], strict=True):
+            np.testing.assert_array_equal(part, want)
+    for part, want in zip(batches.first(), (patches[:1], labels[:1]), strict=False):
+        assert part.dtype == want.dtype and part.shape[1:] == want.shape[1:]
+
+
 FIT_CHILD = r"""
 import sys
 import numpy as np

@@ -39,6 +39,7 @@ def check_params(params: dict) -> None:
         "stain_jitter": 0.0 <= params["stain_jitter"] < 1.0,
         "label_smoothing": _is_real(params["label_smoothing"], 0.0, 1.0),
         "weight_decay": _is_real(params["weight_decay"], 0.0, math.inf),
+        "mixup": _is_real(params["mixup"], 0.0, math.inf),
         "weight_averaging": _is_real(params["weight_averaging"], 0.0, math.inf),
         "undersample": isinstance(params["undersample"], (bool, np.bool_)),
         "normalize_stains": isinstance(params["normalize_stains"], (bool, np.bool_)),

@@ -145,11 +145,31 @@ class EpochBatches:
     The patches are ``X[rows]`` (``rows`` None: all of ``X``), read batch by batch;
     ``y`` and ``weights`` are those of the rows. ``batches[i]`` is batch ``i`` of epoch
     ``epoch``; ``keras.Model.fit`` gets every epoch in turn as :meth:`dataset`.
+
+    With ``mixup`` (a Beta parameter ``alpha`` > 0), every batch is blended with a
+    shuffled copy of itself: patch, one-hot label (of ``n_classes``) and weight each
+    become ``lam * own + (1 - lam) * partner``, ``lam ~ Beta(alpha, alpha)`` per patch;
+    the patches are then float32 and the labels class probabilities. The draws of a
+    batch depend only on ``seed``, its epoch and its place in the epoch.
     """
 
-    def __init__(self, X, y, weights, batch_size: int, seed, undersample=False, epoch=0, rows=None):
+    def __init__(
+        self,
+        X,
+        y,
+        weights,
+        batch_size: int,
+        seed,
+        undersample=False,
+        epoch=0,
+        rows=None,
+        mixup: float = 0.0,
+        n_classes: int | None = None,
+    ):
         self.X, self.y, self.weights, self.batch_size = X, y, weights, batch_size
         self.rows = rows
+        self.mixup = mixup
+        self.n_classes = int(np.max(y)) + 1 if n_classes is None else n_classes
         self.seed = int(np.random.SeedSequence().entropy) if seed is None else int(seed)
         self.by_class = [np.flatnonzero(y == label) for label in np.unique(y)]
         self.undersample = undersample
@@ -183,16 +203,35 @@ class EpochBatches:
         return -(-len(self.order) // self.batch_size)
 
     def __getitem__(self, index: int):
-        return self._batch(self.order[index * self.batch_size : (index + 1) * self.batch_size])
+        start = index * self.batch_size
+        return self._batch(self.order[start : start + self.batch_size], self.epoch, start)
 
-    def _batch(self, chosen: np.ndarray) -> tuple:
+    def _batch(self, chosen: np.ndarray, epoch: int, start: int) -> tuple:
         patches = self.X[chosen if self.rows is None else self.rows[chosen]]
         batch = (patches, self.y[chosen])
-        return batch if self.weights is None else (*batch, self.weights[chosen])
+        batch = batch if self.weights is None else (*batch, self.weights[chosen])
+        return self._mixed(batch, epoch, start) if self.mixup else batch
+
+    def _mixed(self, batch: tuple, epoch: int, start: int) -> tuple:
+        """``batch`` blended with a shuffled copy of itself (see the class docstring)."""
+        rng = np.random.default_rng([self.seed, 2, epoch, start])
+        n = len(batch[1])
+        partner = rng.permutation(n)
+        lam = rng.beta(self.mixup, self.mixup, size=n).astype(np.float32)
+
+        def blend(values: np.ndarray) -> np.ndarray:
+            share = lam.reshape((n,) + (1,) * (values.ndim - 1))
+            return share * values + (1 - share) * values[partner]
+
+        labels = np.eye(self.n_classes, dtype=np.float32)[
+            np.asarray(batch[1]).astype(int).reshape(-1)
+        ]
+        mixed = (blend(batch[0].astype(np.float32)), blend(labels))
+        return mixed if len(batch) == 2 else (*mixed, blend(batch[2]))
 
     def first(self) -> tuple:
         """A batch of the first training row only, as the batches are (for shapes and types)."""
-        return self._batch(self.order[:1])
+        return self._batch(self.order[:1], self.epoch, 0)
 
     def stream(self):
         """The batches of epoch ``epoch``, then of every later epoch, without end.
@@ -202,7 +241,7 @@ class EpochBatches:
         for epoch in itertools.count(self.epoch):
             order = self.indices(epoch)
             for start in range(0, len(order), self.batch_size):
-                yield self._batch(order[start : start + self.batch_size])
+                yield self._batch(order[start : start + self.batch_size], epoch, start)
 
     def dataset(self):
         """:meth:`stream` as a ``tf.data.Dataset``, read ahead by two batches.
@@ -338,6 +377,8 @@ def run(clf, data: TrainingData, callbacks, epochs: int, initial_epoch: int) -> 
         undersample=clf.undersample,
         epoch=initial_epoch,
         rows=data.rows,
+        mixup=clf.mixup,
+        n_classes=len(clf.classes_),
     )
     if clf.weight_averaging:
         # Read when the training step is traced, at the first batch of fit.

@@ -120,6 +120,11 @@ separable, dense_units
         step shrinks each convolution and dense kernel by ``learning_rate *
         weight_decay`` of itself; biases and batch-norm parameters are not decayed.
         0 turns it off.
+    mixup : float, default=0.0
+        Mixup (Zhang et al. 2018): train on blends of two patches of a batch, each
+        patch, label and weight ``lam * own + (1 - lam) * partner`` with ``lam`` drawn
+        from ``Beta(mixup, mixup)`` per patch (seeded by ``random_state``); blended
+        before stain jitter and augmentation. Training only; 0 turns it off.
     weight_averaging : float, default=0.0
         End with a moving average of the weights over about this many last epochs
         instead of the last weights; per-epoch validation and early stopping score
@@ -239,6 +244,7 @@ separable, dense_units
         undersample: bool = False,
         label_smoothing: float = 0.0,
         weight_decay: float = 0.0,
+        mixup: float = 0.0,
         weight_averaging: float = 0.0,
         test_time_augmentation: bool = False,
         input_range_check: str = "error",
@@ -273,6 +279,7 @@ separable, dense_units
         self.undersample = undersample
         self.label_smoothing = label_smoothing
         self.weight_decay = weight_decay
+        self.mixup = mixup
         self.weight_averaging = weight_averaging
         self.test_time_augmentation = test_time_augmentation
         self.input_range_check = input_range_check
@@ -334,7 +341,7 @@ separable, dense_units
         model = keras.Model(inputs, network(x), name="idc_classifier")
         model.compile(
             optimizer=_training.build_optimizer(self),
-            loss=training_loss(self.label_smoothing),
+            loss=training_loss(self.label_smoothing, self.mixup),
             metrics=["accuracy"],
         )
         return model

@@ -198,6 +198,8 @@ class SparseCategoricalCrossentropy(keras.losses.Loss):
     Keras' own sparse cross-entropy has no label smoothing: this one turns each label
     into its one-hot row, smoothed (``1 - s + s / n`` for the class, ``s / n`` for the
     others, for ``n`` classes), as ``keras.losses.CategoricalCrossentropy`` does.
+    Labels given as rows of ``n`` class probabilities (mixup's blends) are taken as
+    they are, then smoothed the same way.
 
     Parameters
     ----------
@@ -210,19 +212,31 @@ class SparseCategoricalCrossentropy(keras.losses.Loss):
         self.label_smoothing = float(label_smoothing)
 
     def call(self, y_true, y_pred):
-        labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
-        one_hot = ops.one_hot(labels, ops.shape(y_pred)[-1], dtype=y_pred.dtype)
+        if _holds_probabilities(y_true, y_pred):
+            target = ops.cast(y_true, y_pred.dtype)
+        else:
+            labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+            target = ops.one_hot(labels, ops.shape(y_pred)[-1], dtype=y_pred.dtype)
         return keras.losses.categorical_crossentropy(
-            one_hot, y_pred, label_smoothing=self.label_smoothing
+            target, y_pred, label_smoothing=self.label_smoothing
         )
 
     def get_config(self) -> dict:
         return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
 
-def training_loss(label_smoothing: float = 0.0):
-    """The loss CancerNet is compiled with: Keras' sparse cross-entropy, or smoothed."""
-    if not label_smoothing:
+def _holds_probabilities(y_true, y_pred) -> bool:
+    """Whether ``y_true`` is a row of class probabilities per sample (mixup), not indices."""
+    return len(y_true.shape) == 2 and y_true.shape[-1] == y_pred.shape[-1] > 1
+
+
+def training_loss(label_smoothing: float = 0.0, mixup: float = 0.0):
+    """The loss CancerNet is compiled with: Keras' sparse cross-entropy, or ours.
+
+    Ours (:class:`SparseCategoricalCrossentropy`) smooths the labels, and also takes
+    the class probabilities that mixup trains on.
+    """
+    if not label_smoothing and not mixup:
         return "sparse_categorical_crossentropy"
     return SparseCategoricalCrossentropy(label_smoothing)
 
