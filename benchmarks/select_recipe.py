@@ -107,8 +107,14 @@ def run_recipe(name, params, X, y, groups, val_mask, args) -> dict:
     fit_seconds = time.perf_counter() - start
     proba = clf.predict_proba(X[val])[:, 1]
     report = evaluation_report(y[val], proba)
-    inner = train[np.isin(groups[train], clf.validation_groups_)]
-    threshold = choose_threshold(y[inner], clf.predict_proba(X[inner])[:, 1])
+    # With validation_fraction=0 the fit holds out no patients to choose a threshold on.
+    threshold = bac_at_threshold = None
+    if clf.validation_groups_ is not None:
+        inner = train[np.isin(groups[train], clf.validation_groups_)]
+        threshold = choose_threshold(y[inner], clf.predict_proba(X[inner])[:, 1])
+        bac_at_threshold = evaluation_report(y[val], proba, threshold=threshold)[
+            "balanced_accuracy"
+        ]
     clf.set_params(test_time_augmentation=not clf.test_time_augmentation)
     tta = evaluation_report(y[val], clf.predict_proba(X[val])[:, 1])
     result = {
@@ -123,9 +129,7 @@ def run_recipe(name, params, X, y, groups, val_mask, args) -> dict:
         "n_train_patches": int(len(train)),
         "fit_seconds": fit_seconds,
         "seconds": time.perf_counter() - start,
-        "bac_val_threshold": evaluation_report(y[val], proba, threshold=threshold)[
-            "balanced_accuracy"
-        ],
+        "bac_val_threshold": bac_at_threshold,
         "validation_threshold": threshold,
         "bac_tta": tta["balanced_accuracy"],
         "roc_auc_tta": tta["roc_auc"],
@@ -144,6 +148,11 @@ def append_json(path: Path, entry: dict) -> None:
     atomic_write_text(path, json.dumps(runs, indent=2))
 
 
+def _figure(value) -> str:
+    """A score to three decimals, or a dash where the run has none."""
+    return "–" if value is None else f"{value:.3f}"
+
+
 def table(runs: list[dict]) -> str:
     """Markdown table of screening runs, with deltas against the same seed's baseline."""
     base = {r["seed"]: r for r in runs if r["name"] == "baseline"}
@@ -157,8 +166,8 @@ def table(runs: list[dict]) -> str:
         delta = [f"{r[m] - ref[m]:+.3f}" if ref else "–" for m in ("balanced_accuracy", "roc_auc")]
         lines.append(
             f"| {r['name']} | {r['seed']} | {r['balanced_accuracy']:.3f} | {delta[0]} | "
-            f"{r['roc_auc']:.3f} | {delta[1]} | {r['f1']:.3f} | {r['bac_val_threshold']:.3f} | "
-            f"{r['bac_tta']:.3f} | {r['fit_seconds']:.0f} |"
+            f"{r['roc_auc']:.3f} | {delta[1]} | {r['f1']:.3f} | "
+            f"{_figure(r['bac_val_threshold'])} | {r['bac_tta']:.3f} | {r['fit_seconds']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -241,7 +250,7 @@ def main(argv=None) -> int:
         append_json(args.out, result)
         print(
             f"{name} (seed {args.seed}): "
-            + ", ".join(f"{key} {result[key]:.3f}" for key in SHOWN[:-1])
+            + ", ".join(f"{key} {_figure(result[key])}" for key in SHOWN[:-1])
             + f", fit {result['fit_seconds']:.0f} s",
             flush=True,
         )

@@ -95,6 +95,23 @@ def test_upsampled_recipes_take_the_enlarged_shape(tmp_path):
     assert 0.0 <= run["balanced_accuracy"] <= 1.0
 
 
+def test_a_recipe_without_validation_patients_has_no_validation_threshold(tmp_path):
+    out = tmp_path / "select.json"
+    done = run_script(
+        "--val-patients", "3", "--fraction", "0.1", "--epochs", "1",
+        "--recipe", "all: filters=(4, 8, 8), dense_units=8, validation_fraction=0.0",
+        "--out", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run,) = json.loads(out.read_text())
+    assert run["bac_val_threshold"] is None and run["validation_threshold"] is None
+    assert 0.0 <= run["balanced_accuracy"] <= 1.0 and 0.0 <= run["bac_tta"] <= 1.0
+    assert "bac_val_threshold –" in done.stdout
+    done = run_script("--out", str(out), "--table")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"| {run['f1']:.3f} | – | {run['bac_tta']:.3f} |" in done.stdout
+
+
 def test_parse_recipe_reads_literals():
     parse_recipe = import_benchmark("select_recipe").parse_recipe
     assert parse_recipe("wide: filters=(48, 96, 192), class_weight=None") == (
