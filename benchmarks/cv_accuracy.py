@@ -320,7 +320,8 @@ def run_fold(k, train, test, X, y, groups, args, params) -> dict:
     first = models[0]
     probas = model_probas(models, X[test])
     report = evaluation_report(y[test], probas.mean(axis=0))
-    if args.seeds == 1:
+    if args.seeds == 1 and first.validation_groups_ is not None:
+        # (validation_fraction=0 holds out no patients to choose a threshold on)
         val = train[np.isin(groups[train], first.validation_groups_)]
         threshold = choose_threshold(y[val], first.predict_proba(X[val])[:, 1])
         tuned = evaluation_report(y[test], probas[0], threshold=threshold)

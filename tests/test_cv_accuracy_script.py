@@ -326,6 +326,18 @@ def test_upsample_reaches_the_model_and_is_recorded(tmp_path):
     assert len(record["folds"]) == 1
 
 
+def test_a_fit_without_validation_patients_has_no_validation_threshold(tmp_path):
+    record, _ = run_script(
+        tmp_path, "--max-folds", "1", "--fraction", "0.1", "--no-tta",
+        "--set", "validation_fraction=0.0", *TINY,
+    )  # fmt: skip
+    (fold,) = record["folds"]
+    assert record["params"]["validation_fraction"] == 0.0
+    assert 0.0 <= fold["balanced_accuracy"] <= 1.0
+    assert "validation_threshold" not in fold
+    assert "balanced_accuracy_at_validation_threshold" not in record["summary"]
+
+
 def test_keras_batch_norm_builds_keras_own_layers(monkeypatch):
     import keras
     from _tiny import TINY_FIT
