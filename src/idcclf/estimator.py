@@ -34,15 +34,9 @@ from ._ops import predict_in_batches
 from ._seeding import seed_from, seeded
 from ._training import OPTIMIZERS, TrainingDivergedError  # noqa: F401  (public here)
 from .augment import build_augmentation
-from .model import build_cancernet, training_loss
+from .model import ARCHITECTURE, build_cancernet, training_loss
 from .stain import stain_jitter
 from .standardize import check_patients_given, normalize_stains
-
-#: Parameters passed on to build_cancernet.
-ARCHITECTURE = (
-    "filters convs_per_block block_dropout head_dropout dropout_placement batch_norm "
-    "separable dense_units rescale"
-).split()
 
 
 class IDCClassifier(ScikitLearnConventions, KerasClassifier):
@@ -116,15 +110,13 @@ separable, dense_units
         Label smoothing of the cross-entropy loss, in [0, 1): the target of each patch
         becomes ``1 - label_smoothing`` for its class, the rest shared by the others.
     weight_decay : float, default=0.0
-        Decoupled weight decay (as in AdamW, with any optimizer): every training
-        step shrinks each convolution and dense kernel by ``learning_rate *
-        weight_decay`` of itself; biases and batch-norm parameters are not decayed.
-        0 turns it off.
+        Decoupled weight decay (as AdamW, with any optimizer): each step shrinks the
+        convolution and dense kernels (not biases or batch norm) by ``learning_rate *
+        weight_decay`` of themselves. 0 turns it off.
     mixup : float, default=0.0
-        Mixup (Zhang et al. 2018): train on blends of two patches of a batch, each
-        patch, label and weight ``lam * own + (1 - lam) * partner`` with ``lam`` drawn
-        from ``Beta(mixup, mixup)`` per patch (seeded by ``random_state``); blended
-        before stain jitter and augmentation. Training only; 0 turns it off.
+        Mixup: train on blends ``lam * own + (1 - lam) * partner`` of two patches of a
+        batch, labels and weights alike, ``lam ~ Beta(mixup, mixup)`` per patch
+        (seeded), before stain jitter and augmentation. 0 turns it off.
     weight_averaging : float, default=0.0
         End with a moving average of the weights over about this many last epochs
         instead of the last weights; per-epoch validation and early stopping score

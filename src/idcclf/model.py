@@ -9,6 +9,12 @@ from keras import layers, ops
 
 DROPOUT_PLACEMENTS = ("after_pool", "before_pool")
 
+#: The parameters of an ``IDCClassifier`` that it passes on to :func:`build_cancernet`.
+ARCHITECTURE = (
+    "filters convs_per_block block_dropout head_dropout dropout_placement batch_norm "
+    "separable dense_units rescale"
+).split()
+
 
 def build_cancernet(
     input_shape: Sequence[int] = (50, 50, 3),
