@@ -302,9 +302,22 @@ def training_subset(train, groups, n_patients, seed) -> np.ndarray:
     return train[np.isin(groups[train], chosen)]
 
 
+def validation_threshold(clf, X, y, groups, train) -> float | None:
+    """The threshold chosen on ``clf``'s own validation patients among ``train``.
+
+    None where its fit held out none (``validation_fraction=0``).
+    """
+    from idcclf.metrics import choose_threshold
+
+    if clf.validation_groups_ is None:
+        return None
+    val = train[np.isin(groups[train], clf.validation_groups_)]
+    return float(choose_threshold(y[val], clf.predict_proba(X[val])[:, 1]))
+
+
 def run_fold(k, train, test, X, y, groups, args, params) -> dict:
     from idcclf import IDCClassifier
-    from idcclf.metrics import choose_threshold, evaluation_report
+    from idcclf.metrics import evaluation_report
 
     start = time.perf_counter()
     if args.train_patients:
@@ -320,15 +333,13 @@ def run_fold(k, train, test, X, y, groups, args, params) -> dict:
     first = models[0]
     probas = model_probas(models, X[test])
     report = evaluation_report(y[test], probas.mean(axis=0))
-    if args.seeds == 1 and first.validation_groups_ is not None:
-        # (validation_fraction=0 holds out no patients to choose a threshold on)
-        val = train[np.isin(groups[train], first.validation_groups_)]
-        threshold = choose_threshold(y[val], first.predict_proba(X[val])[:, 1])
+    threshold = validation_threshold(first, X, y, groups, train) if args.seeds == 1 else None
+    if threshold is not None:
         tuned = evaluation_report(y[test], probas[0], threshold=threshold)
-        report["validation_threshold"] = float(threshold)
+        report["validation_threshold"] = threshold
         report["balanced_accuracy_at_validation_threshold"] = tuned["balanced_accuracy"]
     else:
-        # Each model held out other validation patients, so no shared threshold.
+        # Each model held out other validation patients (or none), so no shared threshold.
         for i, proba in enumerate(probas, start=1):
             single = evaluation_report(y[test], proba)
             suffix = "first_model" if i == 1 else f"model_{i}"

@@ -55,6 +55,7 @@ from cv_accuracy import (  # noqa: E402
     load_roots,
     subsample,
     use_augmentation,
+    validation_threshold,
 )
 
 BASELINE = {"class_weight": "balanced"}
@@ -95,7 +96,7 @@ def validation_patients(y, groups, n_patients: int, seed: int) -> np.ndarray:
 
 def run_recipe(name, params, X, y, groups, val_mask, args) -> dict:
     from idcclf import IDCClassifier
-    from idcclf.metrics import choose_threshold, evaluation_report
+    from idcclf.metrics import evaluation_report
 
     train, val = np.flatnonzero(~val_mask), np.flatnonzero(val_mask)
     settings = {**BASELINE, "epochs": args.epochs, "random_state": args.seed, **params}
@@ -107,14 +108,12 @@ def run_recipe(name, params, X, y, groups, val_mask, args) -> dict:
     fit_seconds = time.perf_counter() - start
     proba = clf.predict_proba(X[val])[:, 1]
     report = evaluation_report(y[val], proba)
-    # With validation_fraction=0 the fit holds out no patients to choose a threshold on.
-    threshold = bac_at_threshold = None
-    if clf.validation_groups_ is not None:
-        inner = train[np.isin(groups[train], clf.validation_groups_)]
-        threshold = choose_threshold(y[inner], clf.predict_proba(X[inner])[:, 1])
-        bac_at_threshold = evaluation_report(y[val], proba, threshold=threshold)[
-            "balanced_accuracy"
-        ]
+    threshold = validation_threshold(clf, X, y, groups, train)
+    bac_at_threshold = (
+        None
+        if threshold is None
+        else evaluation_report(y[val], proba, threshold=threshold)["balanced_accuracy"]
+    )
     clf.set_params(test_time_augmentation=not clf.test_time_augmentation)
     tta = evaluation_report(y[val], clf.predict_proba(X[val])[:, 1])
     result = {
