@@ -9,7 +9,8 @@ Usage::
     python benchmarks/cv_accuracy.py [--data ../shared/data/idc --data ...] [--folds 5]
         [--epochs 3] [--out cv_accuracy.json] [--recipe default|tutorial]
         [--set stain_jitter=0.05 --set learning_rate=0.02] [--fraction 0.25]
-        [--train-patients 40] [--max-folds 2 | --fold 5] [--augmentation fused|layers]
+        [--train-patients 40] [--train-fraction 0.5] [--max-folds 2 | --fold 5]
+        [--augmentation fused|layers]
         [--batch-norm fused|keras] [--seeds 3] [--first-seed 1] [--predictions PATH.npz]
         [--standardize-patients [--means-only] | --normalize-stains] [--patient-batch-norm]
 
@@ -42,7 +43,10 @@ times the cost per patch; ``input_shape`` follows unless ``--set`` gives it.
 patients and the class balance stay as they are), for quicker, indicative comparisons.
 ``--train-patients N`` trains each fold on a seeded random N of its training patients
 (a learning curve; the subsets grow nested with N, and the test patients do not
-change). ``--max-folds K`` runs the first K folds only; ``--fold K`` (repeatable) runs
+change). ``--train-fraction F`` trains each fold on a seeded random share F of each of
+its training patients' patches of each class (a learning curve in patches per patient:
+the patients stay, the shares grow nested with F, the test patches do not change).
+``--max-folds K`` runs the first K folds only; ``--fold K`` (repeatable) runs
 fold K only, with the same training and test patients as in the full run. ``--table
 RESULT.json [PART.json ...]`` prints a finished (or partial) result as a Markdown table
 and runs nothing; given the parts of one run made in several goes (``--max-folds 4``,
@@ -302,6 +306,22 @@ def training_subset(train, groups, n_patients, seed) -> np.ndarray:
     return train[np.isin(groups[train], chosen)]
 
 
+def training_share(train, y, groups, fraction, seed) -> np.ndarray:
+    """``train`` thinned to a seeded random ``fraction`` of each patient's patches of each class.
+
+    One permutation per patient and class, cut at the share: the rows kept at a smaller
+    ``fraction`` are among those kept at a larger one (same seed).
+    """
+    rng = np.random.default_rng(seed)
+    keep = []
+    for patient in np.unique(groups[train]):
+        for label in (0, 1):
+            rows = train[(groups[train] == patient) & (y[train] == label)]
+            order = rng.permutation(len(rows))
+            keep.append(rows[order[: int(np.ceil(len(rows) * fraction))]])
+    return np.sort(np.concatenate(keep))
+
+
 def validation_threshold(clf, X, y, groups, train) -> float | None:
     """The threshold chosen on ``clf``'s own validation patients among ``train``.
 
@@ -322,6 +342,8 @@ def run_fold(k, train, test, X, y, groups, args, params) -> dict:
     start = time.perf_counter()
     if args.train_patients:
         train = training_subset(train, groups, args.train_patients, seed=1000 + k)
+    if args.train_fraction < 1:
+        train = training_share(train, y, groups, args.train_fraction, seed=2000 + k)
     models = []
     weights = {}
     if args.patient_weight:
@@ -503,6 +525,7 @@ def parse_args(argv=None):
     )
     parser.add_argument("--fraction", type=float, default=1.0)
     parser.add_argument("--train-patients", type=int, default=None)
+    parser.add_argument("--train-fraction", type=float, default=1.0)
     parser.add_argument("--augmentation", choices=("fused", "layers"), default=None)
     parser.add_argument("--batch-norm", choices=("fused", "keras"), default=None)
     parser.add_argument("--seeds", type=int, default=1)
@@ -542,6 +565,8 @@ def parse_args(argv=None):
         parser.error(f"--train-patients must be at least 2, got {args.train_patients}")
     if not 0 < args.fraction <= 1:
         parser.error(f"--fraction must be in (0, 1], got {args.fraction}")
+    if not 0 < args.train_fraction <= 1:
+        parser.error(f"--train-fraction must be in (0, 1], got {args.train_fraction}")
     check_standardize_options(parser, args)
     if args.fold is not None:
         if args.max_folds is not None:
@@ -650,6 +675,7 @@ def main(argv=None) -> int:
         **({"patient_batch_norm": True} if args.patient_batch_norm else {}),
         **({"patient_weight": args.patient_weight} if args.patient_weight else {}),
         **({"upsample": args.upsample} if args.upsample > 1 else {}),
+        **({"train_fraction": args.train_fraction} if args.train_fraction < 1 else {}),
         "folds": [],
     }
     splitter = StratifiedGroupKFold(n_splits=args.folds, shuffle=True, random_state=0)

@@ -148,6 +148,37 @@ def test_two_roots_tutorial_recipe_and_training_subset(tmp_path):
     assert "roc_auc_with_tta" not in fold
 
 
+def test_training_share_thins_each_training_patient_and_class_and_nests():
+    script = load_script()
+    # Patients a (10 non-IDC, 4 IDC), b (6, 6) and c (test only).
+    y = np.array([0] * 10 + [1] * 4 + [0] * 6 + [1] * 6 + [0, 1])
+    groups = np.array(["a"] * 14 + ["b"] * 12 + ["c"] * 2)
+    train = np.flatnonzero(groups != "c")
+    half = script.training_share(train, y, groups, 0.5, seed=7)
+    quarter = script.training_share(train, y, groups, 0.25, seed=7)
+    assert np.all(np.diff(half) > 0) and set(half) <= set(train)
+    pairs = [(g, c) for g in "ab" for c in (0, 1)]
+    counts = {(g, c): int(np.sum((groups[half] == g) & (y[half] == c))) for g, c in pairs}
+    assert counts == {("a", 0): 5, ("a", 1): 2, ("b", 0): 3, ("b", 1): 3}
+    assert set(quarter) < set(half)  # nested: the quarter is drawn from the half's rows
+    np.testing.assert_array_equal(half, script.training_share(train, y, groups, 0.5, seed=7))
+    assert not np.array_equal(half, script.training_share(train, y, groups, 0.5, seed=8))
+    np.testing.assert_array_equal(script.training_share(train, y, groups, 1.0, seed=7), train)
+
+
+def test_train_fraction_thins_training_only_and_is_recorded(tmp_path):
+    args = ["--max-folds", "1", "--no-tta", *TINY]
+    full, _ = run_script(tmp_path, *args)
+    assert "train_fraction" not in full
+    thinned, _ = run_script(tmp_path, "--train-fraction", "0.5", *args)
+    assert thinned["train_fraction"] == 0.5
+    (whole,), (half,) = full["folds"], thinned["folds"]
+    assert half["test_patients"] == whole["test_patients"]
+    assert half["n_samples"] == whole["n_samples"]
+    assert half["n_train_patients"] == whole["n_train_patients"]
+    assert whole["n_train_patches"] / 2 <= half["n_train_patches"] < whole["n_train_patches"]
+
+
 def test_one_fold_alone_has_the_patients_of_the_full_run(tmp_path):
     tiny = [*TINY, "--no-tta"]
     full, _ = run_script(tmp_path, "--max-folds", "2", *tiny)
@@ -388,6 +419,7 @@ def test_colliding_patient_ids_are_refused(tmp_path):
         (["--fold", "6"], "--fold must be between 1 and --folds (5), got 6"),
         (["--fold", "1", "--max-folds", "1"], "give --fold or --max-folds, not both"),
         (["--train-patients", "1"], "--train-patients must be at least 2"),
+        (["--train-fraction", "0"], "--train-fraction must be in (0, 1], got 0.0"),
         (["--means-only"], "--means-only qualifies --standardize-patients: give both"),
         (
             ["--normalize-stains", "--standardize-patients"],
