@@ -87,7 +87,9 @@ and ``IDCClassifier`` of one repeat), each pipeline's time to each target and th
 ratio tutorial / ours, then how many pairs reached ``--speedup`` (default 5: ours in
 at most 1/5 of the tutorial's time). Where the tutorial did not reach a target within
 its budget, the ratio is a lower bound, its budget's end over ours (printed ``>``);
-where ours did not, an upper bound (``<``), which never counts as reached.
+where ours did not, an upper bound (``<``), which never counts as reached. Last come,
+per target, each pipeline's median time over the pairs and the median of the pairs'
+ratios (``>`` where runs that ended short of the target make it a lower bound).
 ``--whole-epochs`` reads only the scores at the ends of epochs, so runs made with
 ``--scores-per-epoch K`` can also be read as if each pipeline had been scored once an
 epoch.
@@ -591,12 +593,17 @@ def print_pairs(
     print("tutorial's time / ours to each target; '>' and '<': one did not reach it")
     print(f"{'file':<40}{'seed':>5}" + "".join(f"{t:>24.2f}" for t in targets))
     met = dict.fromkeys(targets, 0)
+    # per target: each pair's (time or budget end, reached) per pipeline, and its ratio
+    seen = {target: {"tutorial": [], "ours": [], "ratios": []} for target in targets}
     for name, tutorial, ours in pairs:
         cells = []
         ends = tutorial["points"][-1]["seconds"], ours["points"][-1]["seconds"]
         for target in targets:
             theirs, mine = (first_time(run["points"], target) for run in (tutorial, ours))
             relation, ratio = pair_ratio(theirs, mine, *ends)
+            for key, time_, end in (("tutorial", theirs, ends[0]), ("ours", mine, ends[1])):
+                seen[target][key].append((end, False) if time_ is None else (time_, True))
+            seen[target]["ratios"].append((relation, ratio))
             times = "/".join("-" if t is None else f"{t:.0f}" for t in (theirs, mine))
             if ratio is None:
                 cells.append(f"{times} s, n/a")
@@ -609,7 +616,40 @@ def print_pairs(
         f"pairs with ours at most 1/{speedup:g} of the tutorial's time: "
         + ", ".join(f"{t:.2f}: {met[t]} of {len(pairs)}" for t in targets)
     )
+    print(f"over the {len(pairs)} pairs ('>': a lower bound, where runs ended short of it):")
+    for target in targets:
+        print(f"  {target:.2f}: " + pair_medians(seen[target]))
     return 0
+
+
+def median_of_bounds(values: list[tuple[float, bool]]) -> tuple[float, bool]:
+    """The median of ``(value, exact)`` items, where ``exact`` False marks a lower bound.
+
+    Returns the median of the values and whether it is exact: it is unless a bound lies
+    at or below the middle (its true value might sort elsewhere), and then the true
+    median can only be higher.
+    """
+    ordered = sorted(values)
+    n = len(ordered)
+    middle = (ordered[(n - 1) // 2][0] + ordered[n // 2][0]) / 2
+    return middle, all(exact for _, exact in ordered[: n // 2 + 1])
+
+
+def pair_medians(seen: dict) -> str:
+    """Each pipeline's median time to a target over the pairs, and the median pair ratio."""
+    parts = []
+    for key, label in (("tutorial", "tutorial"), ("ours", OURS)):
+        value, exact = median_of_bounds(seen[key])
+        parts.append(f"{label} {'' if exact else '>'}{value:.1f} s")
+    ratios = seen["ratios"]
+    if any(relation in ("<", "") for relation, _ in ratios):
+        # an upper bound or no ratio at all: the middle pair cannot be placed
+        parts.append("median ratio n/a (ours did not reach it in every pair)")
+    else:
+        value, exact = median_of_bounds([(ratio, relation == "=") for relation, ratio in ratios])
+        low = min(ratio for _, ratio in ratios)
+        parts.append(f"median ratio {'' if exact else '>'}{value:.1f}x (lowest {low:.1f}x)")
+    return "; ".join(parts)
 
 
 def plot(runs: list, targets: list[float], path: Path, title: str) -> None:

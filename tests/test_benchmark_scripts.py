@@ -222,8 +222,12 @@ def test_time_to_quality_pairs_reports_ratios_bounds_and_the_tally(tmp_path):
     assert rows["second.json 2"].endswith("300/- s, <10.0x")
     assert "repeat 2 has no pair (IDCClassifier)" in stdout
     assert "1/5 of the tutorial's time: 0.80: 2 of 3" in stdout
+    # medians over the pairs: ours' run that ended short (at 30 s) sits below the middle
+    assert "0.80: tutorial 500.0 s; IDCClassifier >100.0 s; median ratio n/a" in stdout
     stdout = run_script("time_to_quality.py", "--pairs", str(first), "--speedup", "6")
     assert "1/6 of the tutorial's time: 0.70: 0 of 2, 0.75: 0 of 2, 0.80: 0 of 2" in stdout
+    # the tutorial's 700-s budget is a bound: the median of 500 and >700 is only >600
+    assert "0.80: tutorial >600.0 s; IDCClassifier 120.0 s; median ratio >5.0x" in stdout
 
     # scored twice an epoch: ours is at 0.80 half-way through its first epoch
     halves = tmp_path / "halves.json"
