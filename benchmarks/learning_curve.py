@@ -1,18 +1,19 @@
 """Learning curve: cross-validated figures against the number of training patients.
 
 Reads the JSON of ``benchmarks/cv_accuracy.py`` runs that differ only in
-``--train-patients`` (one file per size, the full training folds included), keeps the
-folds every file has, and prints a Markdown table of balanced accuracy, ROC AUC and
-PR AUC (mean +/- std over those folds) per size, with each fold's balanced accuracy
-(the folds' test patients are the same at every size, so they pair up); ``--plot``
-also draws it.
+``--train-patients`` (one file per size, the full training folds included), or, with
+``--by patches``, only in ``--train-fraction`` (the same patients, a share of their
+patches), keeps the folds every file has, and prints a Markdown table of balanced
+accuracy, ROC AUC and PR AUC (mean +/- std over those folds) per size, with each fold's
+balanced accuracy (the folds' test patients are the same at every size, so they pair
+up); ``--plot`` also draws it.
 
 Usage::
 
     python benchmarks/cv_accuracy.py --train-patients 20 --max-folds 2 --out lc20.json
     python benchmarks/cv_accuracy.py --train-patients 40 --max-folds 2 --out lc40.json
     python benchmarks/learning_curve.py lc20.json lc40.json cv_full.json \\
-        [--plot docs/img/learning_curve.png]
+        [--plot docs/img/learning_curve.png] [--by patients|patches]
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ COLUMNS = ("balanced_accuracy", "roc_auc", "pr_auc")
 PUBLISHED_BAC = 0.847
 
 
-def curve(records: list[dict]) -> list[dict]:
-    """One row per record, sorted by training patients, over the folds all share."""
+def curve(records: list[dict], by: str = "patients") -> list[dict]:
+    """One row per record, sorted by training ``by`` (patients or patches), on shared folds."""
     shared = set.intersection(*({f["fold"] for f in r["folds"]} for r in records))
     if not shared:
         raise ValueError("the runs share no fold: run them on the same --folds")
@@ -49,7 +50,7 @@ def curve(records: list[dict]) -> list[dict]:
             f["balanced_accuracy"] for f in sorted(folds, key=lambda f: f["fold"])
         ]
         rows.append(row)
-    return sorted(rows, key=lambda row: row["train_patients"])
+    return sorted(rows, key=lambda row: row[f"train_{by}"])
 
 
 def markdown(rows: list[dict]) -> str:
@@ -69,7 +70,7 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, by: str = "patients") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -78,7 +79,7 @@ def plot(rows: list[dict], path: Path) -> None:
     from idcclf._io import atomic_path
 
     fig, ax = plt.subplots(figsize=(5, 3.4))
-    n = [row["train_patients"] for row in rows]
+    n = [row[f"train_{by}"] for row in rows]
     for m, label in (("balanced_accuracy", "balanced accuracy"), ("roc_auc", "ROC AUC")):
         ax.errorbar(
             n,
@@ -94,11 +95,11 @@ def plot(rows: list[dict], path: Path) -> None:
         label, (n[-1], PUBLISHED_BAC), xytext=(0, -10), textcoords="offset points", ha="right",
         fontsize=8, color="grey",
     )  # fmt: skip
-    # Doubling the patients is the step that matters: a log axis shows it evenly.
+    # Doubling the data is the step that matters: a log axis shows it evenly.
     ax.set_xscale("log")
     ax.set_xticks(n, [f"{v:.0f}" for v in n])
     ax.minorticks_off()
-    ax.set_xlabel("training patients per fold (log scale)")
+    ax.set_xlabel(f"training {by} per fold (log scale)")
     ax.set_ylabel("unseen test patients")
     ax.set_title(f"Patient-grouped CV (folds {','.join(map(str, rows[0]['folds']))})")
     ax.grid(alpha=0.3)
@@ -113,6 +114,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="cv_accuracy.py JSON files")
     parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument(
+        "--by",
+        choices=("patients", "patches"),
+        default="patients",
+        help="the size the runs differ in (patches: runs of --train-fraction)",
+    )
     args = parser.parse_args(argv)
     records = []
     for path in args.runs:
@@ -123,12 +130,12 @@ def main(argv=None) -> int:
         if not records[-1].get("folds"):
             parser.error(f"{path} holds no finished fold")
     try:
-        rows = curve(records)
+        rows = curve(records, args.by)
     except ValueError as exc:
         parser.error(str(exc))
     print(markdown(rows))
     if args.plot:
-        plot(rows, args.plot)
+        plot(rows, args.plot, args.by)
     return 0
 
 

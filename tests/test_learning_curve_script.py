@@ -10,12 +10,12 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "learning_curve.py"
 
 
-def record(path, n_patients, folds):
+def record(path, n_patients, folds, patches_each=100):
     folds = [
         {
             "fold": k,
             "n_train_patients": n_patients,
-            "n_train_patches": 100 * n_patients,
+            "n_train_patches": patches_each * n_patients,
             "balanced_accuracy": bac,
             "roc_auc": bac + 0.1,
             "pr_auc": bac - 0.1,
@@ -46,6 +46,26 @@ def test_table_uses_shared_folds_and_sorts_by_size(tmp_path):
     assert rows[0].startswith("| 20 | 2000 | 1,2 | 0.780 ± 0.020")
     assert rows[1].startswith("| 120 | 12000 | 1,2 | 0.850 ± 0.010 | 0.950 ± 0.010")
     assert rows[0].endswith("| 0.800 / 0.760 |")
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_by_patches_sorts_runs_of_the_same_patients_by_their_patches(tmp_path):
+    runs = [
+        record(tmp_path / f"{each}.json", 120, [(1, bac), (2, bac)], patches_each=each)
+        for each, bac in ((100, 0.82), (25, 0.78), (50, 0.80))
+    ]
+    plot = tmp_path / "curve.png"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), *runs, "--by", "patches", "--plot", str(plot)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| 120 |")]
+    assert [row.split(" | ")[1] for row in rows] == ["3000", "6000", "12000"]
+    expected = ["0.780 ± 0.000", "0.800 ± 0.000", "0.820 ± 0.000"]
+    assert [row.split(" | ")[3] for row in rows] == expected
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
