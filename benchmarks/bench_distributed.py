@@ -14,7 +14,10 @@ Scores the same patient folders, in one run, four ways and prints their rates
 Each cluster is started, its workers import TensorFlow and load the model on a
 warm-up run over the first two patients, then the timed run scores every selected
 patient; the start-up is timed separately. The largest difference from the
-single-process probabilities is printed as a check.
+single-process probabilities is printed as a check. So is the workers' peak resident
+memory (the largest over a cluster's workers, Linux ``ru_maxrss``) after the warm-up's
+two patients and after all of them: a worker holds a batch at a time, so the second
+should not grow with ``--patients``.
 
 Usage::
 
@@ -60,6 +63,17 @@ def timed_run(model, folders, **kwargs):
     return results, time.perf_counter() - start
 
 
+def worker_peak_mb(client) -> float:
+    """The largest peak resident memory of the client's workers so far, in MB."""
+
+    def peak() -> float:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+
+    return max(client.run(peak).values())
+
+
 def on_cluster(model, folders, n_workers, batch_size, reference):
     import distributed
 
@@ -76,9 +90,11 @@ def on_cluster(model, folders, n_workers, batch_size, reference):
         # Start-up: TensorFlow imported and the model loaded in every worker.
         timed_run(model, folders[:2], client=client, batch_size=batch_size)
         startup = time.perf_counter() - start
+        warm_peak = worker_peak_mb(client)
         results, seconds = timed_run(model, folders, client=client, batch_size=batch_size)
+        peaks = (warm_peak, worker_peak_mb(client))
     diff = max(float(np.abs(results[p].proba - r.proba).max()) for p, r in reference.items())
-    return results, seconds, startup, diff
+    return results, seconds, startup, diff, peaks
 
 
 def main() -> int:
@@ -98,7 +114,8 @@ def main() -> int:
     n = len(bunch.target)
     print(
         f"{n} patches of {len(folders)} patients ({', '.join(f.name for f in folders)}), "
-        f"batch {args.batch_size}, {os.cpu_count()} CPUs, TensorFlow {tf.__version__}",
+        f"batch {args.batch_size}, {os.cpu_count()} CPUs, TensorFlow {tf.__version__}; "
+        f"their pixels in memory {bunch.data.nbytes / 2**20:.0f} MB",
         flush=True,
     )
 
@@ -112,12 +129,16 @@ def main() -> int:
     rows.append(("predict_patients, no client (decode + predict)", seconds, None, 0))
     print(f"  {rows[-1][0]}: {seconds:.1f} s", flush=True)
     for n_workers in args.workers:
-        _, seconds, startup, diff = on_cluster(
+        _, seconds, startup, diff, (warm, done) = on_cluster(
             model, folders, n_workers, args.batch_size, reference
         )
         name = f"predict_patients, LocalCluster {n_workers} worker(s)"
         rows.append((name, seconds, startup, diff))
-        print(f"  {name}: {seconds:.1f} s (start-up {startup:.1f} s)", flush=True)
+        print(
+            f"  {name}: {seconds:.1f} s (start-up {startup:.1f} s); worker peak memory "
+            f"{warm:.0f} MB after 2 patients, {done:.0f} MB after {len(folders)}",
+            flush=True,
+        )
 
     base = rows[1][1]
     print(f"\n{'run':<50}{'s':>7}{'patches/s':>11}{'vs no client':>14}{'start-up s':>12}")

@@ -433,3 +433,17 @@ def test_recalibration_refuses_bad_arguments():
             recalibration.parse_args(argv)
     with pytest.raises(SystemExit, match="no-such-revision"):
         recalibration.previous_source("no-such-revision")
+
+
+def test_bench_distributed_matches_one_process_and_reports_worker_memory():
+    import re
+
+    stdout = run_script(
+        "bench_distributed.py", "--data", str(sample_path()), "--patients", "3", "--workers", "1"
+    )
+    assert "predict_patients, LocalCluster 1 worker(s)" in stdout
+    peaks = re.search(r"worker peak memory (\d+) MB after 2 patients, (\d+) MB after 3", stdout)
+    assert peaks, stdout
+    assert 0 < int(peaks[1]) <= int(peaks[2])
+    difference = re.search(r"from the single-process probabilities: (\S+)", stdout)
+    assert float(difference[1]) < 1e-5
