@@ -15,9 +15,11 @@ Each cluster is started, its workers import TensorFlow and load the model on a
 warm-up run over the first two patients, then the timed run scores every selected
 patient; the start-up is timed separately. The largest difference from the
 single-process probabilities is printed as a check. So is the workers' peak resident
-memory (the largest over a cluster's workers, Linux ``ru_maxrss``) after the warm-up's
-two patients and after all of them: a worker holds a batch at a time, so the second
-should not grow with ``--patients``.
+memory (the largest over a cluster's workers; Linux's ``VmHWM``, the peak of the
+worker's own address space: ``ru_maxrss`` would also count this process's memory,
+which a worker process briefly shares when it starts) after the warm-up's two patients
+and after all of them: a worker holds a batch at a time, so the second should not grow
+with ``--patients``.
 
 Usage::
 
@@ -64,12 +66,14 @@ def timed_run(model, folders, **kwargs):
 
 
 def worker_peak_mb(client) -> float:
-    """The largest peak resident memory of the client's workers so far, in MB."""
+    """The largest peak resident memory of the client's workers so far, in MB (Linux)."""
 
     def peak() -> float:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+        raise RuntimeError("no VmHWM in /proc/self/status: worker memory needs Linux")
 
     return max(client.run(peak).values())
 
