@@ -601,8 +601,8 @@ def print_pairs(
         for target in targets:
             theirs, mine = (first_time(run["points"], target) for run in (tutorial, ours))
             relation, ratio = pair_ratio(theirs, mine, *ends)
-            for key, time_, end in (("tutorial", theirs, ends[0]), ("ours", mine, ends[1])):
-                seen[target][key].append((end, False) if time_ is None else (time_, True))
+            for key, reached_at, end in (("tutorial", theirs, ends[0]), ("ours", mine, ends[1])):
+                seen[target][key].append((end, False) if reached_at is None else (reached_at, True))
             seen[target]["ratios"].append((relation, ratio))
             times = "/".join("-" if t is None else f"{t:.0f}" for t in (theirs, mine))
             if ratio is None:
@@ -646,9 +646,14 @@ def pair_medians(seen: dict) -> str:
         # an upper bound or no ratio at all: the middle pair cannot be placed
         parts.append("median ratio n/a (ours did not reach it in every pair)")
     else:
-        value, exact = median_of_bounds([(ratio, relation == "=") for relation, ratio in ratios])
-        low = min(ratio for _, ratio in ratios)
-        parts.append(f"median ratio {'' if exact else '>'}{value:.1f}x (lowest {low:.1f}x)")
+        bounds = [(ratio, relation == "=") for relation, ratio in ratios]
+        value, exact = median_of_bounds(bounds)
+        # the lowest ratio is exact unless only a bound lies at the bottom (ties: exact)
+        low, low_exact = min(bounds, key=lambda bound: (bound[0], not bound[1]))
+        parts.append(
+            f"median ratio {'' if exact else '>'}{value:.1f}x "
+            f"(lowest {'' if low_exact else '>'}{low:.1f}x)"
+        )
     return "; ".join(parts)
 
 
