@@ -197,15 +197,20 @@ def upsample_patches(X: np.ndarray, factor: int, chunk: int = 4096) -> np.ndarra
     return out
 
 
+def rows_by_patient_and_class(rows, y, groups):
+    """``rows`` (indices) split by patient, then class 0 and 1: one array each, in order."""
+    for patient in np.unique(groups[rows]):
+        for label in (0, 1):
+            yield rows[(groups[rows] == patient) & (y[rows] == label)]
+
+
 def subsample(y, groups, fraction: float, seed: int = 0) -> np.ndarray:
     """Indices of a random ``fraction`` of each patient's patches of each class."""
     rng = np.random.default_rng(seed)
     keep = []
-    for patient in np.unique(groups):
-        for label in (0, 1):
-            idx = np.flatnonzero((groups == patient) & (y == label))
-            n = int(np.ceil(len(idx) * fraction))
-            keep.extend(rng.choice(idx, size=n, replace=False))
+    for idx in rows_by_patient_and_class(np.arange(len(y)), y, groups):
+        n = int(np.ceil(len(idx) * fraction))
+        keep.extend(rng.choice(idx, size=n, replace=False))
     return np.sort(np.asarray(keep, dtype=int))
 
 
@@ -314,11 +319,9 @@ def training_share(train, y, groups, fraction, seed) -> np.ndarray:
     """
     rng = np.random.default_rng(seed)
     keep = []
-    for patient in np.unique(groups[train]):
-        for label in (0, 1):
-            rows = train[(groups[train] == patient) & (y[train] == label)]
-            order = rng.permutation(len(rows))
-            keep.append(rows[order[: int(np.ceil(len(rows) * fraction))]])
+    for rows in rows_by_patient_and_class(train, y, groups):
+        order = rng.permutation(len(rows))
+        keep.append(rows[order[: int(np.ceil(len(rows) * fraction))]])
     return np.sort(np.concatenate(keep))
 
 
